@@ -1,0 +1,3 @@
+"""Encore: self-hostable automated webinars."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,76 @@
+"""Tortoise configuration from DATABASE_URL, and start/stop for web, scheduler, CLI and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from app.settings import Settings, get_settings
+
+APP_LABEL = "encore"
+MIGRATIONS_MODULE = "app.migrations"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    """The Tortoise config dict for one database URL."""
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP_LABEL: {
+                "models": ["app.models"],
+                "migrations": MIGRATIONS_MODULE,
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _current_config() -> dict[str, Any]:
+    return tortoise_config(get_settings().resolved_database_url)
+
+
+def __getattr__(name: str) -> Any:
+    # `tortoise --config app.db.TORTOISE_ORM makemigrations` reads this attribute.
+    if name == "TORTOISE_ORM":
+        return _current_config()
+    raise AttributeError(name)
+
+
+async def init_db(settings: Settings | None = None) -> None:
+    """Connect the ORM to the configured database (requests in other tasks see it too)."""
+    settings = settings or get_settings()
+    await Tortoise.init(
+        config=tortoise_config(settings.resolved_database_url), _enable_global_fallback=True
+    )
+
+
+async def close_db() -> None:
+    """Close every database connection."""
+    await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings | None = None) -> None:
+    """Apply every pending migration, then release the connections it used."""
+    settings = settings or get_settings()
+    try:
+        await tortoise_migrate(config=tortoise_config(settings.resolved_database_url))
+    finally:
+        await Tortoise.close_connections()
+
+
+async def ping() -> bool:
+    """Whether the database answers a trivial query."""
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,57 @@
+"""Tortoise models of the whole domain, one module per noun group."""
+
+from app.models.analytics import AnalyticsEvent
+from app.models.audit import AuditEvent
+from app.models.emails import EmailState, OutboxMessage, PlannedEmail
+from app.models.people import Contact, Registrant
+from app.models.room import ChatMessage, InteractionResponse
+from app.models.staff import (
+    LoginAttempt,
+    OneTimeToken,
+    RecoveryCode,
+    Role,
+    SessionStage,
+    StaffSession,
+    StaffUser,
+    TokenPurpose,
+    WorkspaceSetting,
+)
+from app.models.webinars import (
+    Interaction,
+    Presenter,
+    Schedule,
+    Video,
+    VideoState,
+    Webinar,
+    WebinarSession,
+    WebinarStatus,
+)
+
+__all__ = [
+    "AnalyticsEvent",
+    "AuditEvent",
+    "ChatMessage",
+    "Contact",
+    "EmailState",
+    "Interaction",
+    "InteractionResponse",
+    "LoginAttempt",
+    "OneTimeToken",
+    "OutboxMessage",
+    "PlannedEmail",
+    "Presenter",
+    "RecoveryCode",
+    "Registrant",
+    "Role",
+    "Schedule",
+    "SessionStage",
+    "StaffSession",
+    "StaffUser",
+    "TokenPurpose",
+    "Video",
+    "VideoState",
+    "Webinar",
+    "WebinarSession",
+    "WebinarStatus",
+    "WorkspaceSetting",
+]

@@ -1,0 +1,57 @@
+"""Emails as rows: planned messages to deliver, and the outbox of the embedded mode."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class EmailState(StrEnum):
+    """`scheduled -> sending -> sent | failed | cancelled`."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class PlannedEmail(Model):
+    """One email due at a moment, claimed atomically by the scheduler when due."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    to_email = fields.CharField(max_length=254)
+    registrant: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.Registrant", related_name="emails", null=True, on_delete=fields.CASCADE
+    )
+    due_at = fields.DatetimeField(db_index=True)
+    state = fields.CharEnumField(EmailState, max_length=16, default=EmailState.SCHEDULED)
+    message_id = fields.CharField(max_length=255, unique=True)
+    attempts = fields.IntField(default=0)
+    claimed_at = fields.DatetimeField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    error = fields.TextField(null=True)
+    context = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "planned_email"
+
+
+class OutboxMessage(Model):
+    """A message as it would have gone out over SMTP, kept when no SMTP server is configured."""
+
+    id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    message_id = fields.CharField(max_length=255, db_index=True)
+    sender = fields.CharField(max_length=320)
+    recipients = fields.TextField()
+    subject = fields.CharField(max_length=998)
+    content = fields.TextField()  # the RFC 5322 message as it would be sent
+
+    class Meta:
+        table = "outbox_message"
+        ordering = ["-created_at", "-id"]

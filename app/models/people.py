@@ -1,0 +1,47 @@
+"""Contacts (one per email across webinars) and their registrations."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Contact(Model):
+    """One person, identified by email address, across every webinar."""
+
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=200, default="")
+    phone = fields.CharField(max_length=40, default="")
+    company_domain = fields.CharField(max_length=253, default="", db_index=True)
+    unsubscribed_at = fields.DatetimeField(null=True)
+    suppressed_at = fields.DatetimeField(null=True)  # hard bounce or complaint
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "contact"
+
+
+class Registrant(Model):
+    """A contact's registration for one session of a webinar, with a personal join token."""
+
+    id = fields.IntField(primary_key=True)
+    contact: fields.ForeignKeyRelation[Contact] = fields.ForeignKeyField(
+        "encore.Contact", related_name="registrations", on_delete=fields.CASCADE
+    )
+    webinar: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "encore.Webinar", related_name="registrants", on_delete=fields.CASCADE
+    )
+    session: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.WebinarSession", related_name="registrants", null=True, on_delete=fields.SET_NULL
+    )
+    join_token_hash = fields.CharField(max_length=64, unique=True)
+    timezone = fields.CharField(max_length=64, default="UTC")
+    language = fields.CharField(max_length=8, default="en")
+    answers = fields.JSONField(default=dict)
+    utm = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "registrant"
+        unique_together = (("contact", "webinar"),)

@@ -1,0 +1,143 @@
+"""Webinars, their recordings, schedules, sessions and timed interactions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class VideoState(StrEnum):
+    """`uploaded -> transcoding -> ready | failed`."""
+
+    UPLOADED = "uploaded"
+    TRANSCODING = "transcoding"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Video(Model):
+    """An uploaded recording and, once transcoded, its HLS renditions."""
+
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=200)
+    original_filename = fields.CharField(max_length=255, default="")
+    source_key = fields.CharField(max_length=512)  # storage key of the uploaded file
+    size_bytes = fields.BigIntField(default=0)
+    state = fields.CharEnumField(VideoState, max_length=16, default=VideoState.UPLOADED)
+    duration_seconds = fields.FloatField(null=True)
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
+    hls_key = fields.CharField(max_length=512, null=True)  # master playlist once ready
+    poster_key = fields.CharField(max_length=512, null=True)
+    progress = fields.FloatField(default=0.0)
+    error = fields.TextField(null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "video"
+
+
+class WebinarStatus(StrEnum):
+    """Drafts are editable and private; published webinars have a public landing page."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class Webinar(Model):
+    """A recorded presentation that runs as scheduled sessions."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=80, unique=True)
+    title = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    language = fields.CharField(max_length=8, default="en")
+    status = fields.CharEnumField(WebinarStatus, max_length=16, default=WebinarStatus.DRAFT)
+    video: fields.ForeignKeyNullableRelation[Video] = fields.ForeignKeyField(
+        "encore.Video", related_name="webinars", null=True, on_delete=fields.SET_NULL
+    )
+    theme = fields.JSONField(default=dict)
+    landing = fields.JSONField(default=dict)
+    registration_fields = fields.JSONField(default=list)
+    chat_mode = fields.CharField(max_length=16, default="private")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "webinar"
+
+
+class Presenter(Model):
+    """A person shown on a webinar's landing page."""
+
+    id = fields.IntField(primary_key=True)
+    webinar: fields.ForeignKeyRelation[Webinar] = fields.ForeignKeyField(
+        "encore.Webinar", related_name="presenters", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=120)
+    title = fields.CharField(max_length=120, default="")
+    bio = fields.TextField(default="")
+    photo_key = fields.CharField(max_length=512, null=True)
+    position = fields.IntField(default=0)
+
+    class Meta:
+        table = "presenter"
+
+
+class Schedule(Model):
+    """When a webinar runs: rules kept as local wall times plus an IANA zone."""
+
+    id = fields.IntField(primary_key=True)
+    webinar: fields.OneToOneRelation[Webinar] = fields.OneToOneField(
+        "encore.Webinar", related_name="schedule", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=16, default="recurring")
+    timezone = fields.CharField(max_length=64, default="UTC")
+    attendee_local = fields.BooleanField(default=False)
+    rules = fields.JSONField(default=dict)
+    blackout_dates = fields.JSONField(default=list)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "schedule"
+
+
+class WebinarSession(Model):
+    """One run of a webinar starting at an instant (stored in UTC)."""
+
+    id = fields.IntField(primary_key=True)
+    webinar: fields.ForeignKeyRelation[Webinar] = fields.ForeignKeyField(
+        "encore.Webinar", related_name="sessions", on_delete=fields.CASCADE
+    )
+    starts_at = fields.DatetimeField(db_index=True)
+    kind = fields.CharField(max_length=16, default="scheduled")  # scheduled, on_demand, replay
+    capacity = fields.IntField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webinar_session"
+        unique_together = (("webinar", "starts_at", "kind"),)
+
+
+class Interaction(Model):
+    """A poll, question, offer, download or link that opens at a moment in the video."""
+
+    id = fields.IntField(primary_key=True)
+    webinar: fields.ForeignKeyRelation[Webinar] = fields.ForeignKeyField(
+        "encore.Webinar", related_name="interactions", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=16)
+    title = fields.CharField(max_length=200)
+    config = fields.JSONField(default=dict)
+    opens_at_seconds = fields.FloatField()
+    closes_at_seconds = fields.FloatField(null=True)
+    required = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "interaction"

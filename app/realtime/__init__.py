@@ -1,0 +1,1 @@
+"""Socket.IO transport of the live room; the wire vocabulary lives in protocol.py."""

@@ -1,0 +1,1 @@
+"""Domain operations: async functions with keyword-only arguments; no web or socket imports."""

@@ -1,0 +1,33 @@
+"""Workspace-wide settings edited in the admin (no code, no restart)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from app.models import WorkspaceSetting
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """Settings an owner or admin changes in the web UI."""
+
+    name: str = "Encore"
+    require_2fa: bool = False
+
+
+async def load() -> WorkspaceSettings:
+    """The current workspace settings, with defaults for what was never set."""
+    rows = {row.key: row.value for row in await WorkspaceSetting.all()}
+    known = {f.name for f in fields(WorkspaceSettings)}
+    return WorkspaceSettings(**{k: v for k, v in rows.items() if k in known})
+
+
+async def update(**changes: Any) -> WorkspaceSettings:
+    """Store changed settings and return the new whole."""
+    current = asdict(await load())
+    for key, value in changes.items():
+        if key not in current:
+            raise KeyError(key)
+        await WorkspaceSetting.update_or_create(key=key, defaults={"value": value})
+    return await load()

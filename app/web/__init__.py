@@ -1,0 +1,1 @@
+"""HTTP transport: routes, pages, admin and API. Calls services; holds no domain rules."""

@@ -1,0 +1,317 @@
+"""The admin dashboard: overview, content lists, team, settings, outbox and audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app.models import (
+    AnalyticsEvent,
+    Contact,
+    OutboxMessage,
+    Registrant,
+    Role,
+    StaffUser,
+    Video,
+    Webinar,
+    WebinarSession,
+)
+from app.services import audit, auth, team, workspace
+from app.services.permissions import ROLE_DESCRIPTIONS, Permission, assignable_roles, can
+from app.web.access import client_ip, staff_route, staff_user
+from app.web.forms import form_fields
+from app.web.templating import render, render_error
+
+PAGE_SIZE = 50
+
+
+def _page(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
+
+
+@staff_route(Permission.VIEW_DASHBOARD)
+async def dashboard(request: Request) -> Response:
+    """Overview with counts and a getting-started checklist."""
+    user = staff_user(request)
+    now = auth.utcnow()
+    upcoming = (
+        await WebinarSession.filter(starts_at__gte=now, closed_at__isnull=True)
+        .order_by("starts_at")
+        .limit(5)
+        .prefetch_related("webinar")
+    )
+    stats = {
+        "webinars": await Webinar.all().count(),
+        "videos": await Video.all().count(),
+        "registrants": await Registrant.all().count(),
+        "registrants_week": await Registrant.filter(created_at__gte=now - timedelta(days=7)).count(),
+        "team": await StaffUser.filter(is_active=True).count(),
+    }
+    settings = await workspace.load()
+    checklist = [
+        ("Turn on two-factor sign-in for your account", user.has_totp, "/account/2fa"),
+        ("Create or open a webinar", stats["webinars"] > 0, "/admin/webinars"),
+        ("Invite a teammate", stats["team"] > 1, "/admin/team"),
+        ("Require two-factor sign-in for the whole team", settings.require_2fa, "/admin/settings"),
+    ]
+    return render(request, "admin/dashboard.html", {
+        "stats": stats, "upcoming": upcoming, "checklist": checklist, "active": "/admin",
+    })
+
+
+@staff_route(Permission.VIEW_WEBINARS)
+async def webinars(request: Request) -> Response:
+    """Every webinar with its status and recording."""
+    rows = await Webinar.all().order_by("-created_at").prefetch_related("video")
+    counts = {
+        w.id: await Registrant.filter(webinar_id=w.id).count() for w in rows
+    }
+    return render(request, "admin/webinars.html", {
+        "webinars": rows, "registrations": counts, "active": "/admin/webinars",
+    })
+
+
+@staff_route(Permission.MANAGE_MEDIA)
+async def media(request: Request) -> Response:
+    """Uploaded recordings and their processing state."""
+    videos = await Video.all().order_by("-created_at")
+    return render(request, "admin/media.html", {"videos": videos, "active": "/admin/media"})
+
+
+@staff_route(Permission.VIEW_SESSIONS)
+async def sessions(request: Request) -> Response:
+    """Upcoming and recent sessions across webinars."""
+    now = auth.utcnow()
+    upcoming = (
+        await WebinarSession.filter(starts_at__gte=now).order_by("starts_at").limit(100)
+        .prefetch_related("webinar")
+    )
+    past = (
+        await WebinarSession.filter(starts_at__lt=now).order_by("-starts_at").limit(50)
+        .prefetch_related("webinar")
+    )
+    return render(request, "admin/sessions.html", {
+        "upcoming": upcoming, "past": past, "active": "/admin/sessions",
+    })
+
+
+@staff_route(Permission.VIEW_ANALYTICS)
+async def analytics(request: Request) -> Response:
+    """Engagement figures recorded so far."""
+    totals = {
+        "events": await AnalyticsEvent.all().count(),
+        "registrants": await Registrant.all().count(),
+        "contacts": await Contact.all().count(),
+        "joins": await AnalyticsEvent.filter(kind="join").count(),
+    }
+    return render(request, "admin/analytics.html", {"totals": totals, "active": "/admin/analytics"})
+
+
+@staff_route(Permission.VIEW_CONTACTS)
+async def contacts(request: Request) -> Response:
+    """Every person who registered, newest first."""
+    page = _page(request)
+    query = request.query_params.get("q", "").strip()[:200]
+    rows = Contact.all()
+    if query:
+        rows = rows.filter(email__icontains=query)
+    total = await rows.count()
+    items = await rows.order_by("-created_at").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    return render(request, "admin/contacts.html", {
+        "contacts": items, "total": total, "page": page, "q": query,
+        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "active": "/admin/contacts",
+    })
+
+
+@staff_route(Permission.VIEW_OUTBOX)
+async def outbox(request: Request) -> Response:
+    """Messages kept in the built-in outbox (when no SMTP server is configured)."""
+    page = _page(request)
+    total = await OutboxMessage.all().count()
+    items = await OutboxMessage.all().offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    return render(request, "admin/outbox.html", {
+        "messages": items, "total": total, "page": page,
+        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "active": "/admin/outbox",
+    })
+
+
+@staff_route(Permission.VIEW_OUTBOX)
+async def outbox_message(request: Request) -> Response:
+    """One outbox message as it would have been sent."""
+    raw_id = request.path_params["message_id"]
+    message = await OutboxMessage.get_or_none(id=raw_id)
+    if message is None:
+        return render_error(request, status=404, title="Not found", message="No such message.")
+    return render(request, "admin/outbox_message.html", {
+        "message": message, "active": "/admin/outbox",
+    })
+
+
+async def _team_page(request: Request, *, error: str = "", notice: str = "", status: int = 200,
+                     invite_email: str = "", invite_link: str = "") -> Response:
+    user = staff_user(request)
+    members = await StaffUser.all().order_by("name")
+    return render(request, "admin/team.html", {
+        "members": members,
+        "invites": await team.pending_invites(),
+        "roles": assignable_roles(user.role),
+        "all_roles": list(Role),
+        "role_descriptions": ROLE_DESCRIPTIONS,
+        "error": error,
+        "notice": notice,
+        "invite_email": invite_email,
+        "invite_link": invite_link,
+        "active": "/admin/team",
+    }, status=status)
+
+
+@staff_route(Permission.MANAGE_TEAM)
+async def team_page(request: Request) -> Response:
+    """Team members, pending invitations and the invite form."""
+    return await _team_page(request)
+
+
+def _role(value: str) -> Role | None:
+    try:
+        return Role(value)
+    except ValueError:
+        return None
+
+
+@staff_route(Permission.MANAGE_TEAM)
+async def team_invite(request: Request) -> Response:
+    """Invite a teammate by email."""
+    data = await form_fields(request, "email", "role", max_length=254)
+    role = _role(data["role"])
+    if role is None:
+        return await _team_page(request, error="Choose a role.", status=400,
+                                invite_email=data["email"])
+    try:
+        link = await team.invite(
+            email=data["email"], role=role, actor=staff_user(request), ip=client_ip(request)
+        )
+    except team.TeamError as exc:
+        return await _team_page(request, error=str(exc), status=400, invite_email=data["email"])
+    return await _team_page(
+        request,
+        notice=f"Invitation sent to {data['email'].strip().lower()}.",
+        invite_link=link.url,
+    )
+
+
+@staff_route(Permission.MANAGE_TEAM)
+async def team_invite_revoke(request: Request) -> Response:
+    """Withdraw a pending invitation."""
+    raw = request.path_params["invite_id"]
+    try:
+        await team.revoke_invite(invite_id=raw, actor=staff_user(request), ip=client_ip(request))
+    except team.TeamError as exc:
+        return await _team_page(request, error=str(exc), status=400)
+    return RedirectResponse("/admin/team", status_code=303)
+
+
+async def _member(request: Request) -> StaffUser | None:
+    return await StaffUser.get_or_none(id=request.path_params["user_id"])
+
+
+@staff_route(Permission.MANAGE_TEAM)
+async def team_member_role(request: Request) -> Response:
+    """Change a teammate's role."""
+    target = await _member(request)
+    data = await form_fields(request, "role", max_length=32)
+    role = _role(data["role"])
+    if target is None or role is None:
+        return await _team_page(request, error="Choose a teammate and a role.", status=400)
+    try:
+        await team.set_role(target=target, role=role, actor=staff_user(request),
+                            ip=client_ip(request))
+    except team.TeamError as exc:
+        return await _team_page(request, error=str(exc), status=400)
+    return await _team_page(request, notice=f"{target.name} is now {role.value}.")
+
+
+@staff_route(Permission.MANAGE_TEAM)
+async def team_member_active(request: Request) -> Response:
+    """Disable or re-enable a teammate."""
+    target = await _member(request)
+    data = await form_fields(request, "active", max_length=8)
+    if target is None:
+        return await _team_page(request, error="That teammate no longer exists.", status=404)
+    active = data["active"] == "1"
+    try:
+        await team.set_active(target=target, active=active, actor=staff_user(request),
+                              ip=client_ip(request))
+    except team.TeamError as exc:
+        return await _team_page(request, error=str(exc), status=400)
+    verb = "re-enabled" if active else "disabled and signed out everywhere"
+    return await _team_page(request, notice=f"{target.name} was {verb}.")
+
+
+@staff_route(Permission.MANAGE_SECURITY)
+async def team_member_reset_2fa(request: Request) -> Response:
+    """Switch off a teammate's 2FA after they lost their phone and codes (owners only)."""
+    target = await _member(request)
+    if target is None:
+        return await _team_page(request, error="That teammate no longer exists.", status=404)
+    actor = staff_user(request)
+    await auth.disable_totp(user=target, actor=actor, ip=client_ip(request))
+    await auth.end_all_sessions(user=target)
+    return await _team_page(
+        request, notice=f"Two-factor sign-in was reset for {target.name}; they set it up again "
+        "at their next sign-in if the workspace requires it."
+    )
+
+
+@staff_route(Permission.MANAGE_SETTINGS)
+async def settings_page(request: Request) -> Response:
+    """Workspace settings (name) and, for owners, security settings."""
+    user = staff_user(request)
+    current = await workspace.load()
+    context: dict[str, object] = {
+        "settings": current,
+        "can_security": can(user.role, Permission.MANAGE_SECURITY),
+        "active": "/admin/settings",
+    }
+    if request.method == "POST":
+        data = await form_fields(request, "name", max_length=200)
+        if not data["name"]:
+            context["error"] = "Enter a workspace name."
+            return render(request, "admin/settings.html", context, status=400)
+        context["settings"] = await workspace.update(name=data["name"][:80])
+        await audit.record(action="settings.changed", actor=user, ip=client_ip(request),
+                           details={"name": data["name"][:80]})
+        context["notice"] = "Settings saved."
+    return render(request, "admin/settings.html", context)
+
+
+@staff_route(Permission.MANAGE_SECURITY)
+async def settings_security(request: Request) -> Response:
+    """Require two-factor sign-in for all staff (owners only)."""
+    user = staff_user(request)
+    data = await form_fields(request, "require_2fa", max_length=8)
+    required = data["require_2fa"] == "1"
+    if required and not user.has_totp:
+        return render(request, "admin/settings.html", {
+            "settings": await workspace.load(),
+            "can_security": True,
+            "active": "/admin/settings",
+            "error": "Turn on two-factor sign-in for your own account first, so you keep access.",
+        }, status=400)
+    await workspace.update(require_2fa=required)
+    await audit.record(action="settings.require_2fa", actor=user, ip=client_ip(request),
+                       details={"required": required})
+    return RedirectResponse("/admin/settings", status_code=303)
+
+
+@staff_route(Permission.VIEW_AUDIT)
+async def audit_log(request: Request) -> Response:
+    """Security-relevant actions, newest first."""
+    page = _page(request)
+    events = await audit.recent(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    return render(request, "admin/audit.html", {
+        "events": events[:PAGE_SIZE], "page": page, "has_more": len(events) > PAGE_SIZE,
+        "active": "/admin/audit",
+    })

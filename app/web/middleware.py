@@ -1,0 +1,259 @@
+"""Pure ASGI middleware: request logging, security headers and CSRF protection."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from http.cookies import SimpleCookie
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.services import crypto
+from app.settings import get_settings
+from app.web.templating import render_error
+
+log = logging.getLogger("encore.http")
+
+CSRF_COOKIE = "encore_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+MAX_FORM_BYTES = 2 * 1024 * 1024
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def is_https(scope: Scope) -> bool:
+    """Whether the request arrived over TLS (after trusted proxy headers were applied)."""
+    return scope.get("scheme") in {"https", "wss"}
+
+
+class RequestLogMiddleware:
+    """Gives every request an id and logs one structured line when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            client = scope.get("client")
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": request_id,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "client": client[0] if client else "",
+                },
+            )
+
+
+class SecurityHeadersMiddleware:
+    """CSP, framing, sniffing and referrer rules on every response; HSTS over HTTPS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = is_https(scope)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+                headers.setdefault(
+                    "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+                )
+                if https:
+                    headers.setdefault(
+                        "Strict-Transport-Security", "max-age=63072000; includeSubDomains"
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def csrf_token_for(secret: str) -> str:
+    """The token forms carry: an HMAC of the browser's CSRF cookie (signed double submit)."""
+    return crypto.sign(secret, "csrf")
+
+
+def set_csrf_cookie(response: Response, secret: str, *, secure: bool) -> None:
+    """Attach the CSRF cookie to a response."""
+    response.set_cookie(
+        CSRF_COOKIE, secret, httponly=True, samesite="lax", secure=secure, path="/"
+    )
+
+
+def new_csrf_secret() -> str:
+    """A new random CSRF cookie value."""
+    return secrets.token_urlsafe(32)
+
+
+def secure_cookies(scope: Scope) -> bool:
+    """Cookies get the Secure flag over HTTPS or when the public URL is HTTPS."""
+    return is_https(scope) or get_settings().https
+
+
+class CSRFMiddleware:
+    """Refuses any state-changing request that does not carry the browser's CSRF token."""
+
+    def __init__(self, app: ASGIApp, *, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookies = SimpleCookie(Headers(scope=scope).get("cookie", ""))
+        morsel = cookies.get(CSRF_COOKIE)
+        secret = morsel.value if morsel and 20 <= len(morsel.value) <= 100 else ""
+        fresh = not secret
+        if fresh:
+            secret = new_csrf_secret()
+        state = scope.setdefault("state", {})
+        state["csrf_secret"] = secret
+        state["csrf_token"] = csrf_token_for(secret)
+
+        if scope["method"] not in SAFE_METHODS and not scope["path"].startswith(
+            self.exempt_prefixes
+        ):
+            body, problem = await self._verify(scope, receive, secret, fresh)
+            if problem:
+                await _refuse(scope, problem)(scope, receive, send)
+                return
+            if body is not None:
+                receive = _replay(body)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and fresh:
+                response = Response()
+                set_csrf_cookie(response, secret, secure=secure_cookies(scope))
+                headers = MutableHeaders(scope=message)
+                for key, value in response.raw_headers:
+                    if key == b"set-cookie":
+                        headers.append("set-cookie", value.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _verify(
+        self, scope: Scope, receive: Receive, secret: str, fresh: bool
+    ) -> tuple[bytes | None, str]:
+        headers = Headers(scope=scope)
+        expected = csrf_token_for(secret)
+        if fresh:
+            return None, "expired"
+        supplied = headers.get(CSRF_HEADER, "")
+        body: bytes | None = None
+        content_type = headers.get("content-type", "")
+        if not supplied and content_type.startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            body, too_large = await _read_body(receive, MAX_FORM_BYTES)
+            if too_large:
+                return None, "too_large"
+            request = Request(scope, _replay(body))
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            supplied = value if isinstance(value, str) else ""
+            await form.close()
+        if not supplied or not crypto.signatures_match(supplied, expected):
+            return body, "missing" if not supplied else "mismatch"
+        return body, ""
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), False
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+_MESSAGES = {
+    "expired": "Your session for this form has expired. Go back, reload the page and try again.",
+    "missing": "This request was refused because it did not carry the form's security token.",
+    "mismatch": "This request was refused because its security token does not match. Reload the "
+    "page and try again.",
+    "too_large": "This form submission is too large.",
+}
+
+
+def _refuse(scope: Scope, problem: str) -> Response:
+    status = 413 if problem == "too_large" else 403
+    message = _MESSAGES[problem]
+    if "text/html" in Headers(scope=scope).get("accept", ""):
+        return render_error(Request(scope), status=status, title="Request refused", message=message)
+    return JSONResponse({"error": "csrf", "detail": message}, status_code=status)

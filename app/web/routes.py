@@ -1,0 +1,59 @@
+"""The URL table of the web process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.web import admin, auth_pages, pages
+from app.web.templating import STATIC
+
+GET = ["GET"]
+POST = ["POST"]
+FORM = ["GET", "POST"]
+
+
+def build_routes(media_dir: Path | None) -> list[BaseRoute]:
+    """Every route; `media_dir` is served under /media when media are stored locally."""
+    routes: list[BaseRoute] = [
+        Route("/", pages.home, methods=GET),
+        Route("/healthz", pages.healthz, methods=GET),
+        Route("/readyz", pages.readyz, methods=GET),
+        # Staff sign-in
+        Route("/login", auth_pages.login, methods=FORM),
+        Route("/login/2fa", auth_pages.login_second_factor, methods=FORM),
+        Route("/logout", auth_pages.logout, methods=POST),
+        Route("/setup/{token}", auth_pages.setup, methods=FORM),
+        Route("/invite/{token}", auth_pages.accept_invite, methods=FORM),
+        Route("/reset", auth_pages.reset_request, methods=FORM),
+        Route("/reset/{token}", auth_pages.reset_password, methods=FORM),
+        Route("/account", auth_pages.account, methods=FORM),
+        Route("/account/2fa", auth_pages.two_factor, methods=FORM),
+        Route("/account/2fa/disable", auth_pages.two_factor_disable, methods=POST),
+        Route("/account/2fa/recovery-codes", auth_pages.recovery_codes_renew, methods=POST),
+        # Admin
+        Route("/admin", admin.dashboard, methods=GET),
+        Route("/admin/webinars", admin.webinars, methods=GET),
+        Route("/admin/media", admin.media, methods=GET),
+        Route("/admin/sessions", admin.sessions, methods=GET),
+        Route("/admin/analytics", admin.analytics, methods=GET),
+        Route("/admin/contacts", admin.contacts, methods=GET),
+        Route("/admin/outbox", admin.outbox, methods=GET),
+        Route("/admin/outbox/{message_id:int}", admin.outbox_message, methods=GET),
+        Route("/admin/team", admin.team_page, methods=GET),
+        Route("/admin/team/invite", admin.team_invite, methods=POST),
+        Route("/admin/team/invites/{invite_id:int}/revoke", admin.team_invite_revoke, methods=POST),
+        Route("/admin/team/{user_id:int}/role", admin.team_member_role, methods=POST),
+        Route("/admin/team/{user_id:int}/active", admin.team_member_active, methods=POST),
+        Route("/admin/team/{user_id:int}/reset-2fa", admin.team_member_reset_2fa, methods=POST),
+        Route("/admin/settings", admin.settings_page, methods=FORM),
+        Route("/admin/settings/security", admin.settings_security, methods=POST),
+        Route("/admin/audit", admin.audit_log, methods=GET),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    if media_dir is not None:
+        media_dir.mkdir(parents=True, exist_ok=True)
+        routes.append(Mount("/media", app=StaticFiles(directory=media_dir), name="media"))
+    return routes

@@ -1,0 +1,57 @@
+"""Build standards-compliant multipart messages; headers cannot be injected."""
+
+from __future__ import annotations
+
+import secrets
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+
+class HeaderInjectionError(ValueError):
+    """A header value carried a line break."""
+
+
+def _clean(value: str, header: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise HeaderInjectionError(f"{header} must be a single line")
+    return value
+
+
+def compose(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    reply_to: str | None = None,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    """A text (and optionally HTML) message with a stable Message-ID."""
+    message = EmailMessage()
+    message["From"] = _clean(sender, "From")
+    message["To"] = _clean(to, "To")
+    message["Subject"] = _clean(subject, "Subject")
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    message["Message-ID"] = _clean(
+        message_id or make_msgid(idstring=secrets.token_hex(8), domain=domain), "Message-ID"
+    )
+    if reply_to:
+        message["Reply-To"] = _clean(reply_to, "Reply-To")
+    for name, value in (headers or {}).items():
+        message[_clean(name, "header name")] = _clean(value, name)
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def address(name: str, email: str) -> str:
+    """A display-name address, quoted as needed; refuses line breaks."""
+    _clean(name, "name")
+    _clean(email, "email")
+    username, _, domain = email.partition("@")
+    return str(Address(display_name=name, username=username, domain=domain))

@@ -1,0 +1,1 @@
+"""Media library: ffmpeg tooling and storage backends. Imports nothing from app/."""
