@@ -7,13 +7,13 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app import db, logs
 from app.settings import Settings, load_or_exit
 
-Command = Callable[[Settings, argparse.Namespace], Awaitable[int]]
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def _banner(lines: list[str]) -> None:
@@ -29,11 +29,13 @@ async def _announce_access(settings: Settings) -> None:
 
     link = await team.issue_setup_link()
     if link is not None:
-        _banner([
-            "Encore has no owner account yet. Create it with this one-time link:",
-            link.url,
-            "(or run: python -m app create-owner)",
-        ])
+        _banner(
+            [
+                "Encore has no owner account yet. Create it with this one-time link:",
+                link.url,
+                "(or run: python -m app create-owner)",
+            ]
+        )
     else:
         _banner([f"Encore is running: {settings.public_base_url}/login"])
 
@@ -109,9 +111,11 @@ async def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
     from app.models import Role
     from app.services import team
 
-    email = args.email or input("Email address: ").strip()
-    name = args.name or input("Name: ").strip()
-    password = os.environ.get("ENCORE_OWNER_PASSWORD") or getpass.getpass("Password (10+ chars): ")
+    email = args.email or (await asyncio.to_thread(input, "Email address: ")).strip()
+    name = args.name or (await asyncio.to_thread(input, "Name: ")).strip()
+    password = os.environ.get("ENCORE_OWNER_PASSWORD") or ""
+    if not password:
+        password = await asyncio.to_thread(getpass.getpass, "Password (10+ chars): ")
     await db.migrate(settings)
     await db.init_db(settings)
     try:
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     handler, _ = COMMANDS[args.command]
     try:
-        code = asyncio.run(handler(settings, args))
+        code: int = asyncio.run(handler(settings, args))
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)

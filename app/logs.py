@@ -34,7 +34,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Format one record."""
         extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and k != "color_message"
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and k != "color_message"
         )
         base = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
         text = f"{base} {extras}" if extras else base

@@ -38,7 +38,12 @@ def version() -> str:
 def _run(args: list[str], *, timeout: float) -> str:
     try:
         done = subprocess.run(  # noqa: S603 - arguments are built here, never from a shell
-            args, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
         raise FfmpegError(f"ffmpeg took longer than {timeout:.0f} s") from exc

@@ -147,7 +147,9 @@ class S3Storage:
         if self.public_base_url:
             return f"{self.public_base_url.rstrip('/')}/{self._key(key)}"
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
-        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return self._client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_in
+        )
 
     def check(self) -> None:
         """Make sure the bucket answers."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -17,7 +19,7 @@ class AnalyticsEvent(Model):
     registrant_id = fields.IntField(null=True, db_index=True)
     contact_id = fields.IntField(null=True, db_index=True)
     video_seconds = fields.FloatField(null=True)
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "analytics_event"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -18,7 +20,7 @@ class AuditEvent(Model):
     action = fields.CharField(max_length=64, db_index=True)
     target = fields.CharField(max_length=255, default="")
     ip = fields.CharField(max_length=64, default="")
-    details = fields.JSONField(default=dict)
+    details: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "audit_event"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -34,7 +35,7 @@ class PlannedEmail(Model):
     claimed_at = fields.DatetimeField(null=True)
     sent_at = fields.DatetimeField(null=True)
     error = fields.TextField(null=True)
-    context = fields.JSONField(default=dict)
+    context: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

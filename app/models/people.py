@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -38,8 +40,8 @@ class Registrant(Model):
     join_token_hash = fields.CharField(max_length=64, unique=True)
     timezone = fields.CharField(max_length=64, default="UTC")
     language = fields.CharField(max_length=8, default="en")
-    answers = fields.JSONField(default=dict)
-    utm = fields.JSONField(default=dict)
+    answers: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    utm: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

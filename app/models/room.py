@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -45,7 +47,7 @@ class InteractionResponse(Model):
     registrant: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "encore.Registrant", related_name="responses", on_delete=fields.CASCADE
     )
-    answer = fields.JSONField()
+    answer: fields.JSONField[Any] = fields.JSONField()
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

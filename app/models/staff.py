@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -60,7 +61,7 @@ class RecoveryCode(Model):
 class SessionStage(StrEnum):
     """How far a sign-in has got: password only, or fully signed in."""
 
-    PASSWORD = "password"  # password accepted, second factor still due
+    PASSWORD = "password"  # noqa: S105 - password accepted, second factor still due
     ENROL = "enrol"  # password accepted, 2FA required but not yet set up
     FULL = "full"
 
@@ -130,7 +131,7 @@ class WorkspaceSetting(Model):
     """One workspace-wide setting changed in the admin (JSON value under a key)."""
 
     key = fields.CharField(max_length=64, primary_key=True)
-    value = fields.JSONField()
+    value: fields.JSONField[Any] = fields.JSONField()
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

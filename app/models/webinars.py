@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -61,9 +62,9 @@ class Webinar(Model):
     video: fields.ForeignKeyNullableRelation[Video] = fields.ForeignKeyField(
         "encore.Video", related_name="webinars", null=True, on_delete=fields.SET_NULL
     )
-    theme = fields.JSONField(default=dict)
-    landing = fields.JSONField(default=dict)
-    registration_fields = fields.JSONField(default=list)
+    theme: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    landing: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    registration_fields: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
     chat_mode = fields.CharField(max_length=16, default="private")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -99,8 +100,8 @@ class Schedule(Model):
     kind = fields.CharField(max_length=16, default="recurring")
     timezone = fields.CharField(max_length=64, default="UTC")
     attendee_local = fields.BooleanField(default=False)
-    rules = fields.JSONField(default=dict)
-    blackout_dates = fields.JSONField(default=list)
+    rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    blackout_dates: fields.JSONField[list[str]] = fields.JSONField(default=list)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -134,7 +135,7 @@ class Interaction(Model):
     )
     kind = fields.CharField(max_length=16)
     title = fields.CharField(max_length=200)
-    config = fields.JSONField(default=dict)
+    config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     opens_at_seconds = fields.FloatField()
     closes_at_seconds = fields.FloatField(null=True)
     required = fields.BooleanField(default=False)

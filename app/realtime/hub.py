@@ -43,7 +43,7 @@ def _cookie(environ: dict[str, Any], name: str) -> str:
 
 
 def _register(sio: socketio.AsyncServer) -> None:
-    @sio.event
+    @sio.event  # type: ignore[untyped-decorator]
     async def connect(sid: str, environ: dict[str, Any], auth_data: Any = None) -> bool:
         """Accept staff with a signed-in session; attendee tokens join through the room."""
         del auth_data
@@ -59,7 +59,7 @@ def _register(sio: socketio.AsyncServer) -> None:
         await sio.emit(protocol.HELLO, hello, to=sid)
         return True
 
-    @sio.event
+    @sio.event  # type: ignore[untyped-decorator]
     async def disconnect(sid: str, reason: Any = None) -> None:
         """Nothing to release yet: rooms are left automatically."""
         del sid, reason

@@ -181,7 +181,11 @@ async def resolve_session(token: str, *, now: datetime | None = None) -> StaffSe
     if session is None:
         return None
     idle = timedelta(minutes=get_settings().session_idle_minutes)
-    if session.expires_at <= now or session.last_seen_at + idle <= now or not session.user.is_active:
+    if (
+        session.expires_at <= now
+        or session.last_seen_at + idle <= now
+        or not session.user.is_active
+    ):
         await session.delete()
         return None
     if now - session.last_seen_at >= _TOUCH_EVERY:
@@ -298,7 +302,9 @@ def _normalise_recovery(code: str) -> str:
 async def replace_recovery_codes(*, user: StaffUser) -> list[str]:
     """Issue a new set of recovery codes (shown once), invalidating the old ones."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    codes = ["".join(secrets.choice(alphabet) for _ in range(10)) for _ in range(RECOVERY_CODE_COUNT)]
+    codes = [
+        "".join(secrets.choice(alphabet) for _ in range(10)) for _ in range(RECOVERY_CODE_COUNT)
+    ]
     await RecoveryCode.filter(user=user).delete()
     await RecoveryCode.bulk_create(
         [RecoveryCode(user=user, code_hash=crypto.hash_token(code)) for code in codes]

@@ -7,11 +7,10 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from media.ffmpeg import generate_sample
-from media.storage import Storage
-
 from app.models import Video, VideoState, Webinar, WebinarSession, WebinarStatus
 from app.services import auth
+from media.ffmpeg import generate_sample
+from media.storage import Storage
 
 DEMO_SLUG = "demo-onboarding"
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosmtplib
-from media import ffmpeg
-from media.storage import StorageError
 
 from app import db
 from app.services.storage import build_storage
 from app.settings import Settings
+from media import ffmpeg
+from media.storage import StorageError
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,12 @@ def describe_settings(settings: Settings) -> list[tuple[str, str]]:
         ("PUBLIC_BASE_URL", settings.public_base_url),
         ("DATABASE_URL", _mask(settings.resolved_database_url)),
         ("MEDIA_BACKEND", settings.media_backend),
-        ("MEDIA_DIR" if settings.media_backend == "local" else "S3_BUCKET",
-         str(settings.resolved_media_dir) if settings.media_backend == "local"
-         else f"{settings.s3_bucket}/{settings.s3_prefix}"),
+        (
+            "MEDIA_DIR" if settings.media_backend == "local" else "S3_BUCKET",
+            str(settings.resolved_media_dir)
+            if settings.media_backend == "local"
+            else f"{settings.s3_bucket}/{settings.s3_prefix}",
+        ),
         ("REDIS_URL", _mask(settings.redis_url) or "(unset: in-memory Socket.IO manager)"),
         ("SMTP_URL", _mask(settings.smtp_url) or "(unset: built-in outbox)"),
         ("SECRET_KEY", "set" if settings.secret_key else f"generated in {settings.var_dir}"),
@@ -79,7 +82,7 @@ async def _check_redis(settings: Settings) -> CheckResult:
     except Exception as exc:
         return CheckResult("redis", False, str(exc))
     finally:
-        await client.aclose()
+        await client.aclose()  # type: ignore[attr-defined,unused-ignore]
     return CheckResult("redis", True, "answers PING")
 
 

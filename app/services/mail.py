@@ -5,10 +5,9 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from emails import Mailer, compose, smtp_mailer_from_url
-
 from app.models import OutboxMessage
 from app.settings import get_settings
+from emails import Mailer, compose, smtp_mailer_from_url
 
 
 class OutboxMailer:

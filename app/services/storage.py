@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from media.storage import LocalStorage, S3Storage, Storage
-
 from app.settings import Settings, get_settings
+from media.storage import LocalStorage, S3Storage, Storage
 
 
 def build_storage(settings: Settings | None = None) -> Storage:

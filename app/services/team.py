@@ -59,7 +59,9 @@ async def create_user(
         password_hash=crypto.hash_password(password),
         password_changed_at=auth.utcnow(),
     )
-    await audit.record(action="user.created", actor=actor or user, target=email, details={"role": role})
+    await audit.record(
+        action="user.created", actor=actor or user, target=email, details={"role": role}
+    )
     return user
 
 
@@ -124,7 +126,9 @@ async def invite(
         raise TeamError("You cannot give that role.")
     if await StaffUser.filter(email=email).exists():
         raise TeamError("This person already has an account.")
-    await OneTimeToken.filter(purpose=TokenPurpose.INVITE, email=email, used_at__isnull=True).delete()
+    await OneTimeToken.filter(
+        purpose=TokenPurpose.INVITE, email=email, used_at__isnull=True
+    ).delete()
     token = crypto.new_token()
     await OneTimeToken.create(
         token_hash=crypto.hash_token(token),
@@ -144,7 +148,9 @@ async def invite(
             f"The link works once and expires in {INVITE_TTL.days} days."
         ),
     )
-    await audit.record(action="user.invited", actor=actor, target=email, ip=ip, details={"role": role})
+    await audit.record(
+        action="user.invited", actor=actor, target=email, ip=ip, details={"role": role}
+    )
     return link
 
 
@@ -159,7 +165,9 @@ async def accept_invite(
     async with in_transaction():
         if not await _consume(row, now):
             raise TeamError("This invitation has expired or was already used. Ask for a new one.")
-        user = await create_user(email=row.email, name=name, password=password, role=row.role)
+        user: StaffUser = await create_user(
+            email=row.email, name=name, password=password, role=row.role
+        )
     return user
 
 
@@ -201,7 +209,7 @@ async def reset_password(
     """Set a new password from a reset link and sign the user out everywhere."""
     now = now or auth.utcnow()
     row = await find_token(token=token, purpose=TokenPurpose.RESET, now=now)
-    user = await row.user if row else None
+    user = await StaffUser.get_or_none(id=row.user_id) if row and row.user_id else None  # type: ignore[attr-defined]
     if row is None or user is None or not user.is_active:
         raise TeamError("This reset link has expired or was already used. Ask for a new one.")
     problem = auth.password_problem(password, email=user.email, name=user.name)
@@ -268,9 +276,7 @@ async def set_active(*, target: StaffUser, active: bool, actor: StaffUser, ip: s
     """Disable (signing out at once) or re-enable a teammate."""
     if target.id == actor.id:
         raise TeamError("You cannot disable your own account.")
-    if not assignable_roles(actor.role) or (
-        target.role == Role.OWNER and actor.role != Role.OWNER
-    ):
+    if not assignable_roles(actor.role) or (target.role == Role.OWNER and actor.role != Role.OWNER):
         raise TeamError("Only an owner can change another owner.")
     if not active:
         await _guard_owner_change(target, actor)
@@ -279,7 +285,10 @@ async def set_active(*, target: StaffUser, active: bool, actor: StaffUser, ip: s
     if not active:
         await auth.end_all_sessions(user=target)
     await audit.record(
-        action="user.enabled" if active else "user.disabled", actor=actor, target=target.email, ip=ip
+        action="user.enabled" if active else "user.disabled",
+        actor=actor,
+        target=target.email,
+        ip=ip,
     )
 
 

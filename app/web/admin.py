@@ -47,7 +47,9 @@ async def dashboard(request: Request) -> Response:
         "webinars": await Webinar.all().count(),
         "videos": await Video.all().count(),
         "registrants": await Registrant.all().count(),
-        "registrants_week": await Registrant.filter(created_at__gte=now - timedelta(days=7)).count(),
+        "registrants_week": await Registrant.filter(
+            created_at__gte=now - timedelta(days=7)
+        ).count(),
         "team": await StaffUser.filter(is_active=True).count(),
     }
     settings = await workspace.load()
@@ -57,21 +59,32 @@ async def dashboard(request: Request) -> Response:
         ("Invite a teammate", stats["team"] > 1, "/admin/team"),
         ("Require two-factor sign-in for the whole team", settings.require_2fa, "/admin/settings"),
     ]
-    return render(request, "admin/dashboard.html", {
-        "stats": stats, "upcoming": upcoming, "checklist": checklist, "active": "/admin",
-    })
+    return render(
+        request,
+        "admin/dashboard.html",
+        {
+            "stats": stats,
+            "upcoming": upcoming,
+            "checklist": checklist,
+            "active": "/admin",
+        },
+    )
 
 
 @staff_route(Permission.VIEW_WEBINARS)
 async def webinars(request: Request) -> Response:
     """Every webinar with its status and recording."""
     rows = await Webinar.all().order_by("-created_at").prefetch_related("video")
-    counts = {
-        w.id: await Registrant.filter(webinar_id=w.id).count() for w in rows
-    }
-    return render(request, "admin/webinars.html", {
-        "webinars": rows, "registrations": counts, "active": "/admin/webinars",
-    })
+    counts = {w.id: await Registrant.filter(webinar_id=w.id).count() for w in rows}
+    return render(
+        request,
+        "admin/webinars.html",
+        {
+            "webinars": rows,
+            "registrations": counts,
+            "active": "/admin/webinars",
+        },
+    )
 
 
 @staff_route(Permission.MANAGE_MEDIA)
@@ -86,16 +99,26 @@ async def sessions(request: Request) -> Response:
     """Upcoming and recent sessions across webinars."""
     now = auth.utcnow()
     upcoming = (
-        await WebinarSession.filter(starts_at__gte=now).order_by("starts_at").limit(100)
+        await WebinarSession.filter(starts_at__gte=now)
+        .order_by("starts_at")
+        .limit(100)
         .prefetch_related("webinar")
     )
     past = (
-        await WebinarSession.filter(starts_at__lt=now).order_by("-starts_at").limit(50)
+        await WebinarSession.filter(starts_at__lt=now)
+        .order_by("-starts_at")
+        .limit(50)
         .prefetch_related("webinar")
     )
-    return render(request, "admin/sessions.html", {
-        "upcoming": upcoming, "past": past, "active": "/admin/sessions",
-    })
+    return render(
+        request,
+        "admin/sessions.html",
+        {
+            "upcoming": upcoming,
+            "past": past,
+            "active": "/admin/sessions",
+        },
+    )
 
 
 @staff_route(Permission.VIEW_ANALYTICS)
@@ -120,10 +143,18 @@ async def contacts(request: Request) -> Response:
         rows = rows.filter(email__icontains=query)
     total = await rows.count()
     items = await rows.order_by("-created_at").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    return render(request, "admin/contacts.html", {
-        "contacts": items, "total": total, "page": page, "q": query,
-        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "active": "/admin/contacts",
-    })
+    return render(
+        request,
+        "admin/contacts.html",
+        {
+            "contacts": items,
+            "total": total,
+            "page": page,
+            "q": query,
+            "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+            "active": "/admin/contacts",
+        },
+    )
 
 
 @staff_route(Permission.VIEW_OUTBOX)
@@ -132,10 +163,17 @@ async def outbox(request: Request) -> Response:
     page = _page(request)
     total = await OutboxMessage.all().count()
     items = await OutboxMessage.all().offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    return render(request, "admin/outbox.html", {
-        "messages": items, "total": total, "page": page,
-        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "active": "/admin/outbox",
-    })
+    return render(
+        request,
+        "admin/outbox.html",
+        {
+            "messages": items,
+            "total": total,
+            "page": page,
+            "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+            "active": "/admin/outbox",
+        },
+    )
 
 
 @staff_route(Permission.VIEW_OUTBOX)
@@ -145,27 +183,44 @@ async def outbox_message(request: Request) -> Response:
     message = await OutboxMessage.get_or_none(id=raw_id)
     if message is None:
         return render_error(request, status=404, title="Not found", message="No such message.")
-    return render(request, "admin/outbox_message.html", {
-        "message": message, "active": "/admin/outbox",
-    })
+    return render(
+        request,
+        "admin/outbox_message.html",
+        {
+            "message": message,
+            "active": "/admin/outbox",
+        },
+    )
 
 
-async def _team_page(request: Request, *, error: str = "", notice: str = "", status: int = 200,
-                     invite_email: str = "", invite_link: str = "") -> Response:
+async def _team_page(
+    request: Request,
+    *,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+    invite_email: str = "",
+    invite_link: str = "",
+) -> Response:
     user = staff_user(request)
     members = await StaffUser.all().order_by("name")
-    return render(request, "admin/team.html", {
-        "members": members,
-        "invites": await team.pending_invites(),
-        "roles": assignable_roles(user.role),
-        "all_roles": list(Role),
-        "role_descriptions": ROLE_DESCRIPTIONS,
-        "error": error,
-        "notice": notice,
-        "invite_email": invite_email,
-        "invite_link": invite_link,
-        "active": "/admin/team",
-    }, status=status)
+    return render(
+        request,
+        "admin/team.html",
+        {
+            "members": members,
+            "invites": await team.pending_invites(),
+            "roles": assignable_roles(user.role),
+            "all_roles": list(Role),
+            "role_descriptions": ROLE_DESCRIPTIONS,
+            "error": error,
+            "notice": notice,
+            "invite_email": invite_email,
+            "invite_link": invite_link,
+            "active": "/admin/team",
+        },
+        status=status,
+    )
 
 
 @staff_route(Permission.MANAGE_TEAM)
@@ -187,8 +242,9 @@ async def team_invite(request: Request) -> Response:
     data = await form_fields(request, "email", "role", max_length=254)
     role = _role(data["role"])
     if role is None:
-        return await _team_page(request, error="Choose a role.", status=400,
-                                invite_email=data["email"])
+        return await _team_page(
+            request, error="Choose a role.", status=400, invite_email=data["email"]
+        )
     try:
         link = await team.invite(
             email=data["email"], role=role, actor=staff_user(request), ip=client_ip(request)
@@ -226,8 +282,9 @@ async def team_member_role(request: Request) -> Response:
     if target is None or role is None:
         return await _team_page(request, error="Choose a teammate and a role.", status=400)
     try:
-        await team.set_role(target=target, role=role, actor=staff_user(request),
-                            ip=client_ip(request))
+        await team.set_role(
+            target=target, role=role, actor=staff_user(request), ip=client_ip(request)
+        )
     except team.TeamError as exc:
         return await _team_page(request, error=str(exc), status=400)
     return await _team_page(request, notice=f"{target.name} is now {role.value}.")
@@ -242,8 +299,9 @@ async def team_member_active(request: Request) -> Response:
         return await _team_page(request, error="That teammate no longer exists.", status=404)
     active = data["active"] == "1"
     try:
-        await team.set_active(target=target, active=active, actor=staff_user(request),
-                              ip=client_ip(request))
+        await team.set_active(
+            target=target, active=active, actor=staff_user(request), ip=client_ip(request)
+        )
     except team.TeamError as exc:
         return await _team_page(request, error=str(exc), status=400)
     verb = "re-enabled" if active else "disabled and signed out everywhere"
@@ -260,8 +318,9 @@ async def team_member_reset_2fa(request: Request) -> Response:
     await auth.disable_totp(user=target, actor=actor, ip=client_ip(request))
     await auth.end_all_sessions(user=target)
     return await _team_page(
-        request, notice=f"Two-factor sign-in was reset for {target.name}; they set it up again "
-        "at their next sign-in if the workspace requires it."
+        request,
+        notice=f"Two-factor sign-in was reset for {target.name}; they set it up again "
+        "at their next sign-in if the workspace requires it.",
     )
 
 
@@ -281,8 +340,12 @@ async def settings_page(request: Request) -> Response:
             context["error"] = "Enter a workspace name."
             return render(request, "admin/settings.html", context, status=400)
         context["settings"] = await workspace.update(name=data["name"][:80])
-        await audit.record(action="settings.changed", actor=user, ip=client_ip(request),
-                           details={"name": data["name"][:80]})
+        await audit.record(
+            action="settings.changed",
+            actor=user,
+            ip=client_ip(request),
+            details={"name": data["name"][:80]},
+        )
         context["notice"] = "Settings saved."
     return render(request, "admin/settings.html", context)
 
@@ -294,15 +357,25 @@ async def settings_security(request: Request) -> Response:
     data = await form_fields(request, "require_2fa", max_length=8)
     required = data["require_2fa"] == "1"
     if required and not user.has_totp:
-        return render(request, "admin/settings.html", {
-            "settings": await workspace.load(),
-            "can_security": True,
-            "active": "/admin/settings",
-            "error": "Turn on two-factor sign-in for your own account first, so you keep access.",
-        }, status=400)
+        return render(
+            request,
+            "admin/settings.html",
+            {
+                "settings": await workspace.load(),
+                "can_security": True,
+                "active": "/admin/settings",
+                "error": "Turn on two-factor sign-in for your own account first, "
+                "so you keep access.",
+            },
+            status=400,
+        )
     await workspace.update(require_2fa=required)
-    await audit.record(action="settings.require_2fa", actor=user, ip=client_ip(request),
-                       details={"required": required})
+    await audit.record(
+        action="settings.require_2fa",
+        actor=user,
+        ip=client_ip(request),
+        details={"required": required},
+    )
     return RedirectResponse("/admin/settings", status_code=303)
 
 
@@ -311,7 +384,13 @@ async def audit_log(request: Request) -> Response:
     """Security-relevant actions, newest first."""
     page = _page(request)
     events = await audit.recent(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-    return render(request, "admin/audit.html", {
-        "events": events[:PAGE_SIZE], "page": page, "has_more": len(events) > PAGE_SIZE,
-        "active": "/admin/audit",
-    })
+    return render(
+        request,
+        "admin/audit.html",
+        {
+            "events": events[:PAGE_SIZE],
+            "page": page,
+            "has_more": len(events) > PAGE_SIZE,
+            "active": "/admin/audit",
+        },
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import segno
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-
-import segno
 
 from app.models import SessionStage, TokenPurpose
 from app.services import auth, crypto, team
@@ -21,7 +20,7 @@ from app.web.access import (
     staff_user,
 )
 from app.web.forms import form_fields, safe_next
-from app.web.middleware import new_csrf_secret, set_csrf_cookie, secure_cookies
+from app.web.middleware import new_csrf_secret, secure_cookies, set_csrf_cookie
 from app.web.templating import render, render_error
 
 ANY_STAGE = frozenset(SessionStage)
@@ -36,7 +35,9 @@ def _signed_in_response(request: Request, target: str, token: str) -> Response:
     return response
 
 
-def _rate_limited(request: Request, template: str, context: dict[str, object], wait: int) -> Response:
+def _rate_limited(
+    request: Request, template: str, context: dict[str, object], wait: int
+) -> Response:
     minutes = max(1, (wait + 59) // 60)
     context["error"] = (
         f"Too many attempts. For your security, sign-in is paused: try again in {minutes} "
@@ -173,10 +174,14 @@ async def accept_invite(request: Request) -> Response:
     except team.TeamError as exc:
         context.update(values={"name": data["name"]}, error=str(exc))
         return render(request, "auth/invite.html", context, status=400)
-    return render(request, "auth/done.html", {
-        "title": "Welcome to the team",
-        "message": "Your account is ready. Sign in with your email address and new password.",
-    })
+    return render(
+        request,
+        "auth/done.html",
+        {
+            "title": "Welcome to the team",
+            "message": "Your account is ready. Sign in with your email address and new password.",
+        },
+    )
 
 
 async def reset_request(request: Request) -> Response:
@@ -192,11 +197,15 @@ async def reset_request(request: Request) -> Response:
             status=400,
         )
     await team.request_password_reset(email=data["email"], ip=client_ip(request))
-    return render(request, "auth/done.html", {
-        "title": "Check your inbox",
-        "message": "If an account exists for that address, we have sent it a link to choose a "
-        "new password. The link expires in one hour.",
-    })
+    return render(
+        request,
+        "auth/done.html",
+        {
+            "title": "Check your inbox",
+            "message": "If an account exists for that address, we have sent it a link to choose a "
+            "new password. The link expires in one hour.",
+        },
+    )
 
 
 async def reset_password(request: Request) -> Response:
@@ -217,11 +226,15 @@ async def reset_password(request: Request) -> Response:
         await team.reset_password(token=token, password=data["password"], ip=client_ip(request))
     except team.TeamError as exc:
         return render(request, "auth/reset.html", {"error": str(exc)}, status=400)
-    return render(request, "auth/done.html", {
-        "title": "Password changed",
-        "message": "Your password has been changed and you were signed out everywhere. "
-        "Sign in with the new password.",
-    })
+    return render(
+        request,
+        "auth/done.html",
+        {
+            "title": "Password changed",
+            "message": "Your password has been changed and you were signed out everywhere. "
+            "Sign in with the new password.",
+        },
+    )
 
 
 @staff_route(Permission.VIEW_DASHBOARD)
@@ -258,9 +271,13 @@ async def two_factor(request: Request) -> Response:
     user = staff_user(request)
     session = staff_session(request)
     if user.has_totp:
-        return render(request, "auth/two_factor_on.html", {
-            "remaining_codes": await auth.remaining_recovery_codes(user=user),
-        })
+        return render(
+            request,
+            "auth/two_factor_on.html",
+            {
+                "remaining_codes": await auth.remaining_recovery_codes(user=user),
+            },
+        )
     if request.method == "GET":
         secret = auth.new_totp_secret()
         sealed = crypto.seal(secret)
@@ -306,15 +323,26 @@ async def two_factor_disable(request: Request) -> Response:
     data = await form_fields(request, "password", max_length=512)
     remaining = await auth.remaining_recovery_codes(user=user)
     if (await workspace.load()).require_2fa:
-        return render(request, "auth/two_factor_on.html", {
-            "remaining_codes": remaining,
-            "error": "Two-factor sign-in is required in this workspace and cannot be switched off.",
-        }, status=400)
+        return render(
+            request,
+            "auth/two_factor_on.html",
+            {
+                "remaining_codes": remaining,
+                "error": "Two-factor sign-in is required in this workspace "
+                "and cannot be switched off.",
+            },
+            status=400,
+        )
     if not crypto.verify_password(user.password_hash, data["password"]):
-        return render(request, "auth/two_factor_on.html", {
-            "remaining_codes": remaining,
-            "error": "Your password is not correct.",
-        }, status=400)
+        return render(
+            request,
+            "auth/two_factor_on.html",
+            {
+                "remaining_codes": remaining,
+                "error": "Your password is not correct.",
+            },
+            status=400,
+        )
     await auth.disable_totp(user=user, actor=user, ip=client_ip(request))
     return RedirectResponse("/account", status_code=303)
 

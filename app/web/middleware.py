@@ -127,9 +127,7 @@ def csrf_token_for(secret: str) -> str:
 
 def set_csrf_cookie(response: Response, secret: str, *, secure: bool) -> None:
     """Attach the CSRF cookie to a response."""
-    response.set_cookie(
-        CSRF_COOKIE, secret, httponly=True, samesite="lax", secure=secure, path="/"
-    )
+    response.set_cookie(CSRF_COOKIE, secret, httponly=True, samesite="lax", secure=secure, path="/")
 
 
 def new_csrf_secret() -> str:

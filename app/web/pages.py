@@ -55,7 +55,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     }.get(status, title + ".")
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"error": title}, status_code=status, headers=exc.headers)
-    return render_error(request, status=status, title=title, message=message, headers=exc.headers)
+    return render_error(
+        request, status=status, title=title, message=message, headers=dict(exc.headers or {})
+    )
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def render(
     context: dict[str, Any] | None = None,
     *,
     status: int = 200,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """Render a page with the request's CSRF token, user and flash message."""
     state = request.scope.get("state", {})
@@ -74,7 +75,12 @@ def render(
 
 
 def render_error(
-    request: Request, *, status: int, title: str, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    message: str,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """A plain error page that reveals nothing about the server."""
     return render(

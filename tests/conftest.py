@@ -1,0 +1,162 @@
+"""Shared fixtures: settings in a temporary folder, a migrated database, and an HTTP client."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from app import db
+from app.models import Role, StaffUser
+from app.services import mail, team
+from app.settings import Settings, load_settings, use_settings
+from emails import MemoryMailer
+
+CI = os.environ.get("CI", "").lower() == "true"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+PASSWORD = "correct horse battery"
+
+_pg_migrated = False
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a tier is missing; fail instead under CI=true, where every tier is required."""
+    if condition:
+        return
+    if CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL per backend: a fresh SQLite file, or the PostgreSQL test database."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'test.sqlite3'}"
+    require(
+        TEST_DATABASE_URL.startswith(("postgres://", "postgresql://")),
+        "TEST_DATABASE_URL does not point at PostgreSQL",
+    )
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test, with every runtime file under a temporary folder."""
+    value = load_settings(
+        var_dir=tmp_path / "var",
+        database_url=database_url,
+        public_base_url="http://testserver",
+        secret_key="test-secret-key-" + "x" * 32,
+        smtp_url="",
+        redis_url="",
+    )
+    use_settings(value)
+    return value
+
+
+async def _reset_postgres(url: str) -> None:
+    global _pg_migrated
+    await Tortoise.init(config=db.tortoise_config(url))
+    conn = Tortoise.get_connection("default")
+    if not _pg_migrated:
+        await conn.execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await Tortoise.close_connections()
+        await db.migrate()
+        _pg_migrated = True
+        return
+    rows = await conn.execute_query_dict(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+        "AND tablename NOT LIKE 'tortoise_migrations%'"
+    )
+    tables = ", ".join(f'"{row["tablename"]}"' for row in rows)
+    if tables:
+        await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    await Tortoise.close_connections()
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Settings]:
+    """A migrated, empty database connected for the test."""
+    url = settings.resolved_database_url
+    # Tortoise caches SQL per connection name; one test run switches dialects, a process never does.
+    EXECUTOR_CACHE.clear()
+    if url.startswith("sqlite"):
+        await db.migrate(settings)
+    else:
+        await _reset_postgres(url)
+    await db.init_db(settings)
+    try:
+        yield settings
+    finally:
+        await db.close_db()
+
+
+@pytest.fixture
+def mailer() -> Iterator[MemoryMailer]:
+    """Capture outgoing mail in memory."""
+    memory = MemoryMailer()
+    mail.use_mailer(memory)
+    yield memory
+    mail.use_mailer(None)
+
+
+@pytest.fixture
+async def client(database: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the real ASGI app (lifespan included)."""
+    from app.main import create_app
+
+    app = create_app(database, manage_db=False)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"accept": "text/html"},
+        ) as http,
+    ):
+        yield http
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(client: httpx.AsyncClient, page: str = "/login") -> str:
+    """The CSRF token a page renders into its forms (as a browser would read it)."""
+    response = await client.get(page)
+    match = _CSRF.search(response.text)
+    assert match, f"no CSRF token on {page} ({response.status_code})"
+    return match.group(1)
+
+
+async def post_form(
+    client: httpx.AsyncClient, url: str, data: dict[str, str], *, page: str | None = None
+) -> httpx.Response:
+    """Submit a form the way a browser does: token from the page, then POST."""
+    token = await csrf_token(client, page or url)
+    return await client.post(url, data={**data, "csrf_token": token})
+
+
+async def make_user(
+    role: Role = Role.OWNER, *, email: str | None = None, name: str = "Test User"
+) -> StaffUser:
+    """Create an active staff account with the shared test password."""
+    return await team.create_user(
+        email=email or f"{role.value}@example.com", name=name, password=PASSWORD, role=role
+    )
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    """Sign in with email and password through the real form."""
+    return await post_form(client, "/login", {"email": email, "password": password})
