@@ -46,7 +46,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
     return uvicorn.Config(
         app,
         host=settings.host,
-        port=int(os.environ.get("PORT", settings.port)),
+        port=settings.port,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,

@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=ROOT / "var", description="Runtime data folder.")
     database_url: str = Field(default="", description="sqlite:///path or postgres://...")
-    public_base_url: str = Field(default="http://127.0.0.1:8000")
+    public_base_url: str = Field(default="", description="Defaults to http://HOST:PORT.")
     secret_key: str = Field(default="", min_length=0)
     trusted_proxies: str = Field(default="127.0.0.1")
     host: str = "127.0.0.1"
@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         if value and urlsplit(value).scheme not in {"sqlite", "postgres", "postgresql", "asyncpg"}:
             raise ValueError("must start with sqlite:// or postgres://")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_base_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("public_base_url"):
+            host = data.get("host") or "127.0.0.1"
+            port = data.get("port") or 8000
+            data = {**data, "public_base_url": f"http://{host}:{port}"}
+        return data
 
     @field_validator("public_base_url")
     @classmethod
