@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.models import SessionStage, StaffSession, StaffUser
-from app.services import auth
+from app.services import auth, workspace
 from app.services.permissions import Permission, can
 from app.web.middleware import secure_cookies
 from app.web.templating import render_error
@@ -104,6 +104,10 @@ def staff_route(
                 if session.stage == SessionStage.ENROL:
                     return RedirectResponse("/account/2fa", status_code=303)
             user: StaffUser = session.user
+            settings = await workspace.load()
+            if settings.require_2fa and not user.has_totp and SessionStage.ENROL not in stages:
+                # Required after this user signed in: enrolment comes before anything else.
+                return RedirectResponse("/account/2fa", status_code=303)
             if not can(user.role, permission):
                 return render_error(
                     request,
@@ -114,6 +118,7 @@ def staff_route(
                 )
             state = request.scope["state"]
             state["staff_user"] = user
+            state["workspace_name"] = settings.name
             state["nav"] = [item for item in NAV if can(user.role, item.permission)]
             return await handler(request)
 

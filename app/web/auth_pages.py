@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import segno
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -81,7 +83,7 @@ async def login(request: Request) -> Response:
     )
     target = {
         SessionStage.FULL: next_url,
-        SessionStage.PASSWORD: f"/login/2fa?next={next_url}",
+        SessionStage.PASSWORD: f"/login/2fa?next={quote(next_url)}",
         SessionStage.ENROL: "/account/2fa",
     }[result.stage]
     return _signed_in_response(request, target, token)
