@@ -14,6 +14,17 @@ from app import db, logs
 from app.settings import Settings, load_or_exit
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+DEMO_SECONDS = 60.0
+
+
+def _demo_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
+    return seconds
 
 
 def _banner(lines: list[str]) -> None:
@@ -129,21 +140,20 @@ async def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _seed_demo(settings: Settings) -> None:
+async def _seed_demo(settings: Settings, *, seconds: float = DEMO_SECONDS) -> None:
     from app.services.demo import ensure_demo
     from app.services.storage import build_storage
 
-    webinar = await ensure_demo(storage=build_storage(settings))
+    webinar = await ensure_demo(storage=build_storage(settings), seconds=seconds)
     print(f"demo webinar ready: {webinar.title}", file=sys.stderr)
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Seed the demo webinar with a generated sample recording."""
-    del args
     await db.migrate(settings)
     await db.init_db(settings)
     try:
-        await _seed_demo(settings)
+        await _seed_demo(settings, seconds=args.seconds)
     finally:
         await db.close_db()
     return 0
@@ -196,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name == "serve":
             command.add_argument("--demo", action="store_true", help="seed the demo webinar")
+        if name == "demo":
+            command.add_argument(
+                "--seconds",
+                type=_demo_seconds,
+                default=DEMO_SECONDS,
+                help=f"length of the generated sample recording (default {DEMO_SECONDS:g})",
+            )
         if name == "create-owner":
             command.add_argument("--email")
             command.add_argument("--name")

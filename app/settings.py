@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -153,13 +155,18 @@ def _stored_secret(var_dir: Path) -> str:
         return path.read_text().strip()
     var_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting at once keep the same key.
+    # Write a private (0600) temporary file, then link it into place: the link either appears
+    # complete or fails because another process won, so two processes starting at once never
+    # read a half-written key and always keep the same one.
+    fd, partial = tempfile.mkstemp(dir=var_dir, prefix=".secret_key.")
     try:
-        with path.open("x") as handle:
+        with os.fdopen(fd, "w") as handle:
             handle.write(value)
-        path.chmod(0o600)
+        os.link(partial, path)
     except FileExistsError:
         return path.read_text().strip()
+    finally:
+        os.unlink(partial)
     return value
 
 

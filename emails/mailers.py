@@ -66,6 +66,11 @@ class SmtpMailer:
             )
         except aiosmtplib.SMTPResponseException as exc:
             raise SendError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from exc
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            # Every recipient was refused at RCPT: permanent only if every refusal was a 5xx.
+            detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            permanent = all(500 <= r.code < 600 for r in exc.recipients)
+            raise SendError(detail, permanent=permanent) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SendError(str(exc) or type(exc).__name__, permanent=False) from exc
 

@@ -46,7 +46,7 @@ def _run(args: list[str], *, timeout: float) -> str:
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
-        raise FfmpegError(f"ffmpeg took longer than {timeout:.0f} s") from exc
+        raise FfmpegError(f"ffmpeg took longer than {timeout:g} s and was stopped") from exc
     except OSError as exc:
         raise FfmpegError(f"could not start ffmpeg: {exc}") from exc
     if done.returncode != 0:

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,10 +22,10 @@ class StorageError(Exception):
 
 def clean_key(key: str) -> str:
     """A normalised relative key; refuses absolute paths and `..` so nothing escapes the root."""
-    path = PurePosixPath(key)
-    if not key or path.is_absolute() or any(part in {"", ".", ".."} for part in path.parts):
+    # Check the raw parts: PurePosixPath would silently drop empty and "." parts.
+    if not key or key.startswith("/") or any(part in {"", ".", ".."} for part in key.split("/")):
         raise StorageError(f"invalid storage key: {key!r}")
-    return str(path)
+    return str(PurePosixPath(key))
 
 
 class Storage(Protocol):
@@ -122,7 +123,7 @@ class S3Storage:
             self._client.upload_file(
                 str(source), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
             )
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise StorageError(f"upload of {key} to s3://{self.bucket} failed: {exc}") from exc
 
     def exists(self, key: str) -> bool:

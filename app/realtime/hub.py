@@ -49,8 +49,10 @@ def _register(sio: socketio.AsyncServer) -> None:
         del auth_data
         session = await auth.resolve_session(_cookie(environ, "encore_session"))
         if session is None or session.stage != SessionStage.FULL:
+            # (message, data): the client's connect_error then carries both as they are;
+            # a single dict argument would reach it as its Python repr.
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthenticated", "message": "Sign in to connect."}
+                "Sign in to connect.", {"code": "unauthenticated"}
             )
         user = session.user
         await sio.save_session(sid, {"staff_id": user.id, "role": user.role.value})

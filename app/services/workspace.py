@@ -16,9 +16,17 @@ class WorkspaceSettings:
     require_2fa: bool = False
 
 
+def _unwrap(stored: Any) -> Any:
+    # Values are stored as {"value": ...}: Tortoise's JSONField takes a bare str for encoded JSON
+    # and refuses plain text like a workspace name. Bare values written before still read.
+    if isinstance(stored, dict) and set(stored) == {"value"}:
+        return stored["value"]
+    return stored
+
+
 async def load() -> WorkspaceSettings:
     """The current workspace settings, with defaults for what was never set."""
-    rows = {row.key: row.value for row in await WorkspaceSetting.all()}
+    rows = {row.key: _unwrap(row.value) for row in await WorkspaceSetting.all()}
     known = {f.name for f in fields(WorkspaceSettings)}
     return WorkspaceSettings(**{k: v for k, v in rows.items() if k in known})
 
@@ -29,5 +37,5 @@ async def update(**changes: Any) -> WorkspaceSettings:
     for key, value in changes.items():
         if key not in current:
             raise KeyError(key)
-        await WorkspaceSetting.update_or_create(key=key, defaults={"value": value})
+        await WorkspaceSetting.update_or_create(key=key, defaults={"value": {"value": value}})
     return await load()

@@ -51,7 +51,7 @@ def _rate_limited(
 async def login(request: Request) -> Response:
     """Email and password sign-in."""
     next_url = safe_next(request.query_params.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD alike: HEAD skips CSRF, so never the POST branch
         session = await current_session(request)
         if session is not None and session.stage == SessionStage.FULL:
             return RedirectResponse(next_url, status_code=303)
@@ -97,7 +97,7 @@ async def login_second_factor(request: Request) -> Response:
     if session.stage != SessionStage.PASSWORD:
         return RedirectResponse("/admin", status_code=303)
     next_url = safe_next(request.query_params.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "auth/second_factor.html", {"next": next_url})
     data = await form_fields(request, "code", "next", max_length=64)
     next_url = safe_next(data["next"])
@@ -136,7 +136,7 @@ async def setup(request: Request) -> Response:
             message="This setup link has expired or was already used. Run "
             "`python -m app create-owner` on the server, or restart Encore for a new link.",
         )
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "auth/setup.html", {"values": {}})
     data = await form_fields(request, "email", "name", "password", max_length=256)
     try:
@@ -168,7 +168,7 @@ async def accept_invite(request: Request) -> Response:
             "Ask the person who invited you to send a new one.",
         )
     context: dict[str, object] = {"email": row.email, "role": row.role, "values": {}}
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "auth/invite.html", context)
     data = await form_fields(request, "name", "password", max_length=256)
     try:
@@ -188,7 +188,7 @@ async def accept_invite(request: Request) -> Response:
 
 async def reset_request(request: Request) -> Response:
     """Ask for a password reset link."""
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "auth/reset_request.html", {"email": ""})
     data = await form_fields(request, "email", max_length=254)
     if "@" not in data["email"]:
@@ -221,7 +221,7 @@ async def reset_password(request: Request) -> Response:
             title="Link no longer valid",
             message="This reset link has expired or was already used. Ask for a new one.",
         )
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "auth/reset.html", {})
     data = await form_fields(request, "password", max_length=512)
     try:
@@ -280,7 +280,7 @@ async def two_factor(request: Request) -> Response:
                 "remaining_codes": await auth.remaining_recovery_codes(user=user),
             },
         )
-    if request.method == "GET":
+    if request.method != "POST":
         secret = auth.new_totp_secret()
         sealed = crypto.seal(secret)
         error = None
@@ -292,7 +292,9 @@ async def two_factor(request: Request) -> Response:
         if secret_or_none is None:
             return RedirectResponse("/account/2fa", status_code=303)
         secret = secret_or_none
-        codes = await auth.enable_totp(user=user, secret=secret, code=data["code"])
+        codes = await auth.enable_totp(
+            user=user, secret=secret, code=data["code"], ip=client_ip(request)
+        )
         if codes is not None:
             token = await auth.advance_session(session=session, stage=SessionStage.FULL)
             await auth.end_all_sessions(user=user, except_session=session)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from app import db
+from app.web.middleware import security_headers
 from app.web.templating import render_error
 
 log = logging.getLogger("encore.web")
@@ -64,10 +65,15 @@ async def server_error(request: Request, exc: Exception) -> Response:
     """Unexpected failures: logged in full, shown to the visitor as a reference only."""
     request_id = request.scope.get("state", {}).get("request_id", "")
     log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    # This response is sent from outside the middleware stack: it brings its own headers.
+    headers = security_headers(request.scope)
+    if request_id:
+        headers["X-Request-ID"] = request_id
     return render_error(
         request,
         status=500,
         title="Something went wrong",
         message="The problem has been logged. Try again in a moment; if it keeps happening, "
         f"give your administrator this reference: {request_id}.",
+        headers=headers,
     )

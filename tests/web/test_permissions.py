@@ -1,0 +1,328 @@
+"""The access matrix: every route is public by name or guarded, and every guard holds per role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pyotp
+import pytest
+from starlette.routing import Mount, Route
+
+from app.models import (
+    AuditEvent,
+    LoginAttempt,
+    OneTimeToken,
+    OutboxMessage,
+    RecoveryCode,
+    Role,
+    StaffSession,
+    StaffUser,
+    TokenPurpose,
+    WorkspaceSetting,
+)
+from app.services import auth, mail, team, workspace
+from app.services.permissions import ROLE_PERMISSIONS, Permission
+from app.settings import get_settings
+from app.web.routes import build_routes
+from emails import compose
+from tests.conftest import csrf_token, login, make_user
+
+# Reachable without signing in. Anything else must carry a permission (set by `staff_route`).
+PUBLIC_PATHS = frozenset(
+    {
+        "/",
+        "/healthz",
+        "/readyz",
+        "/login",
+        "/login/2fa",
+        "/logout",
+        "/setup/{token}",
+        "/invite/{token}",
+        "/reset",
+        "/reset/{token}",
+    }
+)
+MOUNTS = frozenset({"/static", "/media"})
+
+# Form data for every guarded POST route (safe for a permitted role, yet a visible change if a
+# guard let a refused request through), and the status a permitted role gets back.
+# A new POST route fails `test_every_route_is_public_or_guarded` until it is listed here.
+POST_CASES: dict[str, tuple[dict[str, str], int]] = {
+    "/account": ({"current": "not my password", "new": "another long password"}, 400),
+    "/account/2fa": ({"sealed": "", "code": ""}, 303),
+    "/account/2fa/disable": ({"password": "not my password"}, 400),
+    "/account/2fa/recovery-codes": ({}, 303),
+    "/admin/team/invite": ({"email": "newcomer@example.com", "role": "analyst"}, 200),
+    "/admin/team/invites/{invite_id:int}/revoke": ({}, 303),
+    "/admin/team/{user_id:int}/role": ({"role": "editor"}, 200),
+    "/admin/team/{user_id:int}/active": ({"active": "1"}, 200),
+    "/admin/team/{user_id:int}/reset-2fa": ({}, 200),
+    "/admin/settings": ({"name": "Encore"}, 200),
+    "/admin/settings/security": ({"require_2fa": "0"}, 303),
+}
+
+
+def _routes() -> list[Route]:
+    routes: list[Route] = []
+    for route in build_routes(None):
+        if isinstance(route, Mount):
+            assert route.path in MOUNTS, f"unexpected mount {route.path}"
+            continue
+        assert isinstance(route, Route), f"unexpected route type {route!r}"
+        routes.append(route)
+    return routes
+
+
+ROUTES = _routes()
+GUARDED = [route for route in ROUTES if route.path not in PUBLIC_PATHS]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One method on one guarded route."""
+
+    method: str
+    path: str  # as declared, e.g. /admin/team/{user_id:int}/role
+    path_format: str  # with plain placeholders, e.g. /admin/team/{user_id}/role
+    permission: Permission
+
+    def url(self, ids: dict[str, int]) -> str:
+        return self.path_format.format(**ids)
+
+
+def _calls() -> list[Call]:
+    calls: list[Call] = []
+    for route in GUARDED:
+        permission = getattr(route.endpoint, "permission", None)
+        if not isinstance(permission, Permission):
+            continue  # reported by test_every_route_is_public_or_guarded
+        for method in sorted(route.methods or ()):
+            calls.append(Call(method, route.path, route.path_format, permission))
+    return calls
+
+
+CALLS = _calls()
+
+
+@dataclass(frozen=True)
+class World:
+    """An owner, a teammate to act on, a pending invitation and an outbox message."""
+
+    owner: StaffUser
+    target: StaffUser
+    ids: dict[str, int]
+
+
+async def _world() -> World:
+    owner = await make_user(Role.OWNER, email="owner@example.com", name="Olivia Owner")
+    target = await make_user(Role.ANALYST, email="target@example.com", name="Tara Target")
+    await team.invite(email="invitee@example.com", role=Role.EDITOR, actor=owner)
+    invite = await OneTimeToken.get(purpose=TokenPurpose.INVITE, email="invitee@example.com")
+    await mail.OutboxMailer().send(
+        compose(
+            sender=get_settings().mail_from,
+            to="someone@example.com",
+            subject="Kept in the outbox",
+            text="Hello.",
+        )
+    )
+    message = await OutboxMessage.get(subject="Kept in the outbox")
+    return World(
+        owner=owner,
+        target=target,
+        ids={"user_id": target.id, "invite_id": invite.id, "message_id": message.id},
+    )
+
+
+async def _snapshot() -> dict[str, Any]:
+    """Everything a guarded POST could change (session touches excluded)."""
+    return {
+        "users": await StaffUser.all()
+        .order_by("id")
+        .values_list("id", "email", "name", "role", "is_active", "password_hash", "totp_secret"),
+        "tokens": await OneTimeToken.all().order_by("id").values_list("id", "used_at"),
+        "sessions": await StaffSession.all()
+        .order_by("id")
+        .values_list("id", "token_hash", "stage"),
+        "settings": await WorkspaceSetting.all().order_by("key").values_list("key", "value"),
+        "audit": await AuditEvent.all().count(),
+        "outbox": await OutboxMessage.all().count(),
+        "recovery_codes": await RecoveryCode.all().count(),
+        "login_attempts": await LoginAttempt.all().count(),
+    }
+
+
+async def _send(
+    client: httpx.AsyncClient, call: Call, ids: dict[str, int], token: str
+) -> httpx.Response:
+    url = call.url(ids)
+    if call.method == "POST":
+        data = {**POST_CASES[call.path][0], "csrf_token": token}
+        return await client.post(url, data=data)
+    return await client.request(call.method, url)
+
+
+def _describe(call: Call, response: httpx.Response) -> str:
+    return f"{call.method} {call.path} -> {response.status_code} {response.headers.get('location')}"
+
+
+def test_every_route_is_public_or_guarded() -> None:
+    paths = {route.path for route in ROUTES}
+    assert paths >= PUBLIC_PATHS, f"stale public paths: {sorted(PUBLIC_PATHS - paths)}"
+    unguarded = [
+        route.path
+        for route in GUARDED
+        if not isinstance(getattr(route.endpoint, "permission", None), Permission)
+    ]
+    assert unguarded == [], f"routes without staff_route(permission): {unguarded}"
+    public_but_guarded = [
+        route.path
+        for route in ROUTES
+        if route.path in PUBLIC_PATHS and hasattr(route.endpoint, "permission")
+    ]
+    assert public_but_guarded == []
+    guarded_posts = {route.path for route in GUARDED if "POST" in (route.methods or ())}
+    assert set(POST_CASES) == guarded_posts
+    assert {call.method for call in CALLS} == {"GET", "HEAD", "POST"}
+    assert len({call.path for call in CALLS}) == len(GUARDED)
+
+
+async def test_anonymous_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) -> None:
+    world = await _world()
+    token = await csrf_token(client, "/login")
+    before = await _snapshot()
+    for call in CALLS:
+        response = await _send(client, call, world.ids, token)
+        if call.method == "POST":
+            assert response.status_code == 401, _describe(call, response)
+            assert "Sign in again to continue." in response.text
+        else:
+            assert response.status_code == 303, _describe(call, response)
+            expected = f"/login?next={quote(call.url(world.ids))}"
+            assert response.headers["location"] == expected
+    assert await _snapshot() == before
+
+    # The query string comes back after sign-in too.
+    response = await client.get("/admin/contacts?q=ann&page=2")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=" + quote("/admin/contacts?q=ann&page=2")
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+async def test_role_access_matrix(client: httpx.AsyncClient, role: Role) -> None:
+    world = await _world()
+    if role == Role.OWNER:
+        user = world.owner
+    else:
+        user = await make_user(role, name=f"{role.value.title()} Person")
+    signed_in = await login(client, user.email)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/admin"
+    token = await csrf_token(client, "/admin")
+    granted = ROLE_PERMISSIONS[role]
+    denied = [call for call in CALLS if call.permission not in granted]
+    allowed = [call for call in CALLS if call.permission in granted]
+    assert allowed, f"{role} can reach nothing"
+
+    before = await _snapshot()
+    for call in denied:
+        response = await _send(client, call, world.ids, token)
+        assert response.status_code == 403, _describe(call, response)
+        if call.method != "HEAD":
+            assert "Not allowed" in response.text
+            assert f"Your role ({role.value}) does not allow this." in response.text
+    assert await _snapshot() == before, "a refused request changed something"
+
+    for call in allowed:
+        response = await _send(client, call, world.ids, token)
+        if call.method == "POST":
+            expected = POST_CASES[call.path][1]
+            assert response.status_code not in {401, 403}, _describe(call, response)
+        else:
+            expected = 200
+        assert response.status_code == expected, _describe(call, response)
+
+    # Nothing above signed the user out.
+    assert (await client.get("/admin")).status_code == 200
+
+
+async def test_password_stage_cannot_reach_admin(client: httpx.AsyncClient) -> None:
+    world = await _world()
+    user = world.target
+    secret = auth.new_totp_secret()
+    assert await auth.enable_totp(user=user, secret=secret, code=pyotp.TOTP(secret).now())
+
+    signed_in = await login(client, user.email)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/login/2fa?next=/admin"
+    response = await client.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login/2fa"
+
+    token = await csrf_token(client, "/login/2fa")
+    before = await _snapshot()
+    for call in CALLS:
+        response = await _send(client, call, world.ids, token)
+        assert response.status_code == 303, _describe(call, response)
+        assert response.headers["location"] == "/login/2fa", _describe(call, response)
+    assert await _snapshot() == before
+
+
+async def test_enrol_stage_can_only_set_up_two_factor(client: httpx.AsyncClient) -> None:
+    world = await _world()
+    await workspace.update(require_2fa=True)
+    signed_in = await login(client, world.target.email)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/account/2fa"
+    response = await client.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/account/2fa"
+    assert (await client.get("/account/2fa")).status_code == 200
+
+
+async def test_disabling_a_user_ends_their_session_at_once(client: httpx.AsyncClient) -> None:
+    world = await _world()
+    editor = await make_user(Role.EDITOR, name="Eddie Editor")
+    await login(client, editor.email)
+    assert (await client.get("/admin")).status_code == 200
+    editor_token = await csrf_token(client, "/admin")
+    editor_cookies = httpx.Cookies(client.cookies)
+
+    # The owner disables the editor from another browser.
+    client.cookies.clear()
+    await login(client, world.owner.email)
+    owner_token = await csrf_token(client, "/admin/team")
+    response = await client.post(
+        f"/admin/team/{editor.id}/active", data={"active": "0", "csrf_token": owner_token}
+    )
+    assert response.status_code == 200
+    assert "Eddie Editor was disabled" in response.text
+
+    client.cookies = editor_cookies
+    response = await client.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/admin"
+    response = await client.post("/account/2fa/recovery-codes", data={"csrf_token": editor_token})
+    assert response.status_code == 401
+
+
+async def test_a_deactivated_account_is_refused_even_with_its_session_row(
+    client: httpx.AsyncClient,
+) -> None:
+    # The flag alone suffices, even if the session row survived (e.g. changed in the database).
+    world = await _world()
+    await login(client, world.target.email)
+    assert (await client.get("/admin")).status_code == 200
+    assert await StaffSession.filter(user_id=world.target.id).count() == 1
+
+    await StaffUser.filter(id=world.target.id).update(is_active=False)
+    response = await client.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/admin"
+    assert await StaffSession.filter(user_id=world.target.id).count() == 0
+
+    again = await login(client, world.target.email)
+    assert again.status_code == 401
