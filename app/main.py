@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> s
         try:
             yield
         finally:
+            # Disconnect sockets and stop the Redis listener before the database goes away.
+            await sio.shutdown()
             if manage_db:
                 await db.close_db()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 
 class HeaderInjectionError(ValueError):
@@ -36,8 +36,9 @@ def compose(
     message["Subject"] = _clean(subject, "Subject")
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    # Short enough to stay on one header line, so parsers read it back unchanged.
     message["Message-ID"] = _clean(
-        message_id or make_msgid(idstring=secrets.token_hex(8), domain=domain), "Message-ID"
+        message_id or f"<{secrets.token_hex(12)}@{domain}>", "Message-ID"
     )
     if reply_to:
         message["Reply-To"] = _clean(reply_to, "Reply-To")
