@@ -17,9 +17,11 @@ from app.models.staff import (
     WorkspaceSetting,
 )
 from app.models.webinars import (
+    Caption,
     Interaction,
     Presenter,
     Schedule,
+    Upload,
     Video,
     VideoState,
     Webinar,
@@ -30,6 +32,7 @@ from app.models.webinars import (
 __all__ = [
     "AnalyticsEvent",
     "AuditEvent",
+    "Caption",
     "ChatMessage",
     "Contact",
     "EmailState",
@@ -48,6 +51,7 @@ __all__ = [
     "StaffSession",
     "StaffUser",
     "TokenPurpose",
+    "Upload",
     "Video",
     "VideoState",
     "Webinar",

@@ -24,22 +24,82 @@ class Video(Model):
     id = fields.IntField(primary_key=True)
     title = fields.CharField(max_length=200)
     original_filename = fields.CharField(max_length=255, default="")
-    source_key = fields.CharField(max_length=512)  # storage key of the uploaded file
+    source_key = fields.CharField(max_length=512)  # storage key of the uploaded file (private)
     size_bytes = fields.BigIntField(default=0)
+    content_type = fields.CharField(max_length=100, default="")
     state = fields.CharEnumField(VideoState, max_length=16, default=VideoState.UPLOADED)
+    probe: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     duration_seconds = fields.FloatField(null=True)
     width = fields.IntField(null=True)
     height = fields.IntField(null=True)
-    hls_key = fields.CharField(max_length=512, null=True)  # master playlist once ready
+    audio_only = fields.BooleanField(default=False)
+    # Playable as soon as a first rendition is published, before the whole ladder is done.
+    playable = fields.BooleanField(default=False)
+    hls_key = fields.CharField(max_length=512, null=True)  # master playlist, once published
     poster_key = fields.CharField(max_length=512, null=True)
-    progress = fields.FloatField(default=0.0)
+    thumbnails_key = fields.CharField(max_length=512, null=True)  # WebVTT map of the sprite
+    renditions: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
+    stage = fields.CharField(max_length=32, default="")  # what the transcoder is doing now
+    progress = fields.FloatField(default=0.0)  # percent of the current stage
+    eta_seconds = fields.FloatField(null=True)
     error = fields.TextField(null=True)
+    error_reason = fields.CharField(max_length=32, null=True)
+    attempts = fields.IntField(default=0)
+    cancel_requested = fields.BooleanField(default=False)
     claimed_at = fields.DatetimeField(null=True)
+    heartbeat_at = fields.DatetimeField(null=True, db_index=True)
+    created_by: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.StaffUser", related_name="videos", null=True, on_delete=fields.SET_NULL
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    ready_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "video"
+
+
+class Caption(Model):
+    """A subtitle track of a video in one language, stored as WebVTT."""
+
+    id = fields.IntField(primary_key=True)
+    video: fields.ForeignKeyRelation[Video] = fields.ForeignKeyField(
+        "encore.Video", related_name="captions", on_delete=fields.CASCADE
+    )
+    language = fields.CharField(max_length=35)  # BCP 47 tag, e.g. en, de, pt-BR
+    label = fields.CharField(max_length=80)
+    key = fields.CharField(max_length=512)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "caption"
+        unique_together = (("video", "language"),)
+
+
+class Upload(Model):
+    """A resumable upload in progress (tus to local disk, or browser-direct S3 multipart)."""
+
+    id = fields.CharField(max_length=64, primary_key=True)  # random, unguessable
+    backend = fields.CharField(max_length=8)  # local | s3
+    filename = fields.CharField(max_length=255)
+    content_type = fields.CharField(max_length=100, default="")
+    size = fields.BigIntField()
+    offset = fields.BigIntField(default=0)  # bytes received so far (local)
+    storage_key = fields.CharField(max_length=512)
+    s3_upload_id = fields.CharField(max_length=1024, null=True)
+    meta: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    created_by: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.StaffUser", related_name="uploads", null=True, on_delete=fields.SET_NULL
+    )
+    video: fields.ForeignKeyNullableRelation[Video] = fields.ForeignKeyField(
+        "encore.Video", related_name="uploads", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+    completed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "upload"
 
 
 class WebinarStatus(StrEnum):
