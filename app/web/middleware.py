@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from functools import lru_cache
 from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
@@ -13,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.services import crypto
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.web.templating import render_error
 
 log = logging.getLogger("encore.http")
@@ -24,21 +26,46 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "font-src 'self'",
-        "connect-src 'self' ws: wss:",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def media_origins(settings: Settings) -> list[str]:
+    """Origins media are fetched from or uploaded to besides our own (S3 or a CDN)."""
+    if settings.media_backend != "s3":
+        return []
+    urls = [settings.s3_public_base_url, settings.s3_endpoint_url]
+    if not settings.s3_endpoint_url:
+        region = settings.s3_region or "us-east-1"
+        urls.append(f"https://{settings.s3_bucket}.s3.{region}.amazonaws.com")
+        urls.append(f"https://s3.{region}.amazonaws.com")
+    origins: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in {"http", "https"} and parts.netloc:
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in origins:
+                origins.append(origin)
+    return origins
+
+
+@lru_cache(maxsize=8)
+def build_csp(settings: Settings) -> str:
+    """The Content-Security-Policy: our own origin, plus the media storage origins if remote."""
+    media = " ".join(media_origins(settings))
+    extra = f" {media}" if media else ""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{extra}",
+            f"media-src 'self' blob:{extra}",
+            "font-src 'self'",
+            f"connect-src 'self' ws: wss:{extra}",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def is_https(scope: Scope) -> bool:
@@ -90,7 +117,7 @@ class RequestLogMiddleware:
 def security_headers(scope: Scope) -> dict[str, str]:
     """The headers every response carries; HSTS only over HTTPS."""
     headers = {
-        "Content-Security-Policy": CSP,
+        "Content-Security-Policy": build_csp(get_settings()),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "strict-origin-when-cross-origin",
