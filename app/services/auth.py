@@ -24,6 +24,7 @@ TOTP_ISSUER = "Encore"
 RECOVERY_CODE_COUNT = 10
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
+EMAIL_MAX = 254
 # Refresh last_seen_at at most this often so every request does not write.
 _TOUCH_EVERY = timedelta(minutes=1)
 
@@ -100,12 +101,15 @@ async def authenticate(
 ) -> LoginResult:
     """Check a password sign-in, counting failures per account and per IP."""
     now = now or utcnow()
-    email = normalise_email(email)
+    typed = normalise_email(email)
+    # Longer than any stored address: it matches nobody, and is counted under a bounded key
+    # (the ORM refuses over-long values even in a lookup).
+    email = typed[:EMAIL_MAX]
     wait = await retry_after(email=email, ip=ip, now=now)
     if wait:
         await audit.record(action="login.rate_limited", actor_email=email, ip=ip)
         return LoginResult(LoginOutcome.RATE_LIMITED, retry_after=wait)
-    user = await StaffUser.get_or_none(email=email)
+    user = await StaffUser.get_or_none(email=email) if len(typed) <= EMAIL_MAX else None
     valid = crypto.verify_password(user.password_hash if user else None, password)
     if not user or not valid or not user.is_active:
         await LoginAttempt.create(email=email, ip=ip, at=now)
@@ -246,7 +250,7 @@ def _matching_step(secret: str, code: str, now: datetime) -> int | None:
 
 
 async def enable_totp(
-    *, user: StaffUser, secret: str, code: str, now: datetime | None = None
+    *, user: StaffUser, secret: str, code: str, ip: str = "", now: datetime | None = None
 ) -> list[str] | None:
     """Switch on 2FA if the code proves the app has the secret; returns new recovery codes."""
     now = now or utcnow()
@@ -259,7 +263,7 @@ async def enable_totp(
         user.totp_last_step = step
         await user.save(update_fields=["totp_secret", "totp_enabled_at", "totp_last_step"])
         codes = await replace_recovery_codes(user=user)
-    await audit.record(action="2fa.enabled", actor=user)
+    await audit.record(action="2fa.enabled", actor=user, ip=ip)
     return codes
 
 

@@ -247,7 +247,8 @@ async def _set_password(user: StaffUser, password: str, now: datetime) -> None:
 async def _guard_owner_change(target: StaffUser, actor: StaffUser) -> None:
     if target.role == Role.OWNER and actor.role != Role.OWNER:
         raise TeamError("Only an owner can change another owner.")
-    if target.role == Role.OWNER:
+    # A disabled owner is not one of the active owners this rule protects.
+    if target.role == Role.OWNER and target.is_active:
         owners = await StaffUser.filter(role=Role.OWNER, is_active=True).count()
         if owners <= 1:
             raise TeamError("Encore needs at least one active owner.")
