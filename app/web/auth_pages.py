@@ -309,6 +309,7 @@ async def two_factor(request: Request) -> Response:
         "auth/two_factor_setup.html",
         {
             "qr_svg": _qr_svg(uri),
+            "otpauth_uri": uri,
             "secret": secret,
             "sealed": sealed,
             "error": error,
