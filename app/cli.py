@@ -72,19 +72,22 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from app.main import create_app
     from scheduler.clock import build_scheduler
+    from scheduler.transcoder import TranscodeWorker
 
     await db.migrate(settings)
     await db.init_db(settings)
     if args.demo:
         await _seed_demo(settings)
     await _announce_access(settings)
-    scheduler = build_scheduler()
+    worker = TranscodeWorker(settings)
+    scheduler = build_scheduler(settings, worker=worker)
     scheduler.start()
     try:
         server = uvicorn.Server(_uvicorn_config(create_app(settings, manage_db=False), settings))
         await server.serve()
     finally:
         scheduler.shutdown(wait=False)
+        await worker.join()
         await db.close_db()
     return 0
 

@@ -42,9 +42,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> s
             if manage_db:
                 await db.close_db()
 
-    media_dir = settings.resolved_media_dir if settings.media_backend == "local" else None
     starlette_app = Starlette(
-        routes=build_routes(media_dir),
+        routes=build_routes(),
         middleware=[
             Middleware(RequestLogMiddleware),
             Middleware(SecurityHeadersMiddleware),

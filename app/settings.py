@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
     s3_public_base_url: str = ""
+    media_url_ttl_seconds: int = Field(
+        default=12 * 3600, ge=60, le=7 * 24 * 3600, description="Life of presigned media URLs."
+    )
+    transcode_interval_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the clock looks for videos to transcode."
+    )
+    transcode_stale_seconds: float = Field(
+        default=120.0, gt=0, description="A transcode without heartbeat this long is taken over."
+    )
+    transcode_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Claims of one video before it is marked failed."
+    )
+    max_upload_bytes: int = Field(default=20 * 1024**3, ge=1, description="Largest upload.")
+    max_video_seconds: float = Field(default=4 * 3600, gt=0, description="Longest recording.")
 
     redis_url: str = ""
     smtp_url: str = ""

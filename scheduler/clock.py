@@ -6,11 +6,13 @@ import asyncio
 import logging
 import signal
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app import db
-from app.services import auth
-from app.settings import Settings
+from app.services import auth, uploads
+from app.settings import Settings, get_settings
+from scheduler.transcoder import TranscodeWorker
 
 log = logging.getLogger("encore.scheduler")
 
@@ -22,13 +24,35 @@ async def purge_expired_sessions() -> None:
         log.info("purged expired sign-in records", extra={"removed": removed})
 
 
-def build_scheduler() -> AsyncIOScheduler:
+async def expire_uploads() -> None:
+    """Drop uploads abandoned for a day, with their partial bytes and S3 parts."""
+    removed = await uploads.expire_uploads()
+    if removed:
+        log.info("dropped abandoned uploads", extra={"removed": removed})
+
+
+def build_scheduler(
+    settings: Settings | None = None, *, worker: TranscodeWorker | None = None
+) -> AsyncIOScheduler:
     """A scheduler with every periodic job; jobs never pile up and late ones still run."""
+    settings = settings or get_settings()
+    worker = worker or TranscodeWorker(settings)
     scheduler = AsyncIOScheduler(
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     scheduler.add_job(purge_expired_sessions, "interval", minutes=10, id="purge_expired_sessions")
+    scheduler.add_job(expire_uploads, "interval", minutes=15, id="expire_uploads")
+    # The tick only starts a background drain; the transcode itself outlives it.
+    scheduler.add_job(
+        worker.tick,
+        "interval",
+        seconds=settings.transcode_interval_seconds,
+        id="transcode",
+        next_run_time=auth.utcnow(),
+    )
+    # Whoever shuts the scheduler down also stops ffmpeg at its next progress report.
+    scheduler.add_listener(lambda event: worker.request_stop(), EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
 
@@ -36,7 +60,8 @@ async def run(settings: Settings, *, manage_db: bool = True) -> None:
     """Run the clock until SIGINT or SIGTERM."""
     if manage_db:
         await db.init_db(settings)
-    scheduler = build_scheduler()
+    worker = TranscodeWorker(settings)
+    scheduler = build_scheduler(settings, worker=worker)
     scheduler.start()
     log.info("scheduler started", extra={"jobs": [job.id for job in scheduler.get_jobs()]})
     stop = asyncio.Event()
@@ -47,5 +72,6 @@ async def run(settings: Settings, *, manage_db: bool = True) -> None:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await worker.join()
         if manage_db:
             await db.close_db()

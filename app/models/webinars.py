@@ -94,6 +94,9 @@ class Upload(Model):
     video: fields.ForeignKeyNullableRelation[Video] = fields.ForeignKeyField(
         "encore.Video", related_name="uploads", null=True, on_delete=fields.SET_NULL
     )
+    # The foreign key columns, for type checkers (Tortoise adds them from the relations above).
+    created_by_id: int | None
+    video_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField(db_index=True)
     completed_at = fields.DatetimeField(null=True)

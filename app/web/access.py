@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app.models import SessionStage, StaffSession, StaffUser
 from app.services import auth, workspace
@@ -84,15 +84,25 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 def staff_route(
-    permission: Permission, *, stages: frozenset[SessionStage] = frozenset({SessionStage.FULL})
+    permission: Permission,
+    *,
+    stages: frozenset[SessionStage] = frozenset({SessionStage.FULL}),
+    api: bool = False,
 ) -> Callable[[Endpoint], Endpoint]:
     """Guard an endpoint: a signed-in staff member in `stages` holding `permission`."""
+    # `api` endpoints (called by scripts, not navigated to) answer JSON 401/403 instead of
+    # redirecting to the sign-in page or rendering an error page.
 
     def decorate(handler: Endpoint) -> Endpoint:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             session = await current_session(request)
             if session is None:
+                if api:
+                    return JSONResponse(
+                        {"error": "signed_out", "message": "Sign in again to continue."},
+                        status_code=401,
+                    )
                 if request.method in {"GET", "HEAD"}:
                     return login_redirect(request)
                 return render_error(
@@ -109,13 +119,16 @@ def staff_route(
                 # Required after this user signed in: enrolment comes before anything else.
                 return RedirectResponse("/account/2fa", status_code=303)
             if not can(user.role, permission):
-                return render_error(
-                    request,
-                    status=403,
-                    title="Not allowed",
-                    message=f"Your role ({user.role.value}) does not allow this. "
-                    "Ask an owner or admin if you need access.",
+                message = (
+                    f"Your role ({user.role.value}) does not allow this. "
+                    "Ask an owner or admin if you need access."
                 )
+                if api:
+                    return JSONResponse(
+                        {"error": "forbidden", "title": "Not allowed", "message": message},
+                        status_code=403,
+                    )
+                return render_error(request, status=403, title="Not allowed", message=message)
             state = request.scope["state"]
             state["staff_user"] = user
             state["workspace_name"] = settings.name
@@ -123,6 +136,7 @@ def staff_route(
             return await handler(request)
 
         endpoint.permission = permission  # type: ignore[attr-defined]
+        endpoint.api = api  # type: ignore[attr-defined]
         return endpoint
 
     return decorate

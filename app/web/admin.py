@@ -87,13 +87,6 @@ async def webinars(request: Request) -> Response:
     )
 
 
-@staff_route(Permission.MANAGE_MEDIA)
-async def media(request: Request) -> Response:
-    """Uploaded recordings and their processing state."""
-    videos = await Video.all().order_by("-created_at")
-    return render(request, "admin/media.html", {"videos": videos, "active": "/admin/media"})
-
-
 @staff_route(Permission.VIEW_SESSIONS)
 async def sessions(request: Request) -> Response:
     """Upcoming and recent sessions across webinars."""

@@ -57,7 +57,8 @@ def build_csp(settings: Settings) -> str:
             "script-src 'self'",
             "style-src 'self'",
             f"img-src 'self' data: blob:{extra}",
-            f"media-src 'self' blob:{extra}",
+            # data: for the empty <track src="data:,WEBVTT"> hls.js adds per subtitle track.
+            f"media-src 'self' blob: data:{extra}",
             "font-src 'self'",
             f"connect-src 'self' ws: wss:{extra}",
             "object-src 'none'",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.web import admin, auth_pages, pages
+from app.web import admin, auth_pages, captions, media_files, media_pages, pages, uploads
 from app.web.templating import STATIC
 
 GET = ["GET"]
@@ -15,8 +13,8 @@ POST = ["POST"]
 FORM = ["GET", "POST"]
 
 
-def build_routes(media_dir: Path | None) -> list[BaseRoute]:
-    """Every route; `media_dir` is served under /media when media are stored locally."""
+def build_routes() -> list[BaseRoute]:
+    """Every route."""
     routes: list[BaseRoute] = [
         Route("/", pages.home, methods=GET),
         Route("/healthz", pages.healthz, methods=GET),
@@ -36,7 +34,29 @@ def build_routes(media_dir: Path | None) -> list[BaseRoute]:
         # Admin
         Route("/admin", admin.dashboard, methods=GET),
         Route("/admin/webinars", admin.webinars, methods=GET),
-        Route("/admin/media", admin.media, methods=GET),
+        Route("/admin/media", media_pages.media, methods=GET),
+        Route("/admin/media/status", media_pages.video_status, methods=GET),
+        Route("/admin/media/{video_id:int}", media_pages.video_page, methods=GET),
+        Route("/admin/media/{video_id:int}/cancel", media_pages.video_cancel, methods=POST),
+        Route("/admin/media/{video_id:int}/retry", media_pages.video_retry, methods=POST),
+        Route("/admin/media/{video_id:int}/captions", captions.captions_page, methods=FORM),
+        Route(
+            "/admin/media/{video_id:int}/captions/{caption_id:int}/delete",
+            captions.caption_delete,
+            methods=POST,
+        ),
+        # Uploads: tus to local disk, or presigned multipart straight to S3
+        Route("/admin/uploads/tus", uploads.tus_collection, methods=["OPTIONS", "POST"]),
+        Route(
+            "/admin/uploads/tus/{upload_id}",
+            uploads.tus_upload,
+            methods=["HEAD", "PATCH", "DELETE"],
+        ),
+        Route("/admin/uploads/{upload_id}/finish", uploads.finish_upload, methods=POST),
+        Route("/admin/uploads/s3", uploads.s3_start, methods=POST),
+        Route("/admin/uploads/s3/{upload_id}", uploads.s3_upload, methods=["GET", "DELETE"]),
+        Route("/admin/uploads/s3/{upload_id}/sign", uploads.s3_sign, methods=POST),
+        Route("/admin/uploads/s3/{upload_id}/complete", uploads.s3_complete, methods=POST),
         Route("/admin/sessions", admin.sessions, methods=GET),
         Route("/admin/analytics", admin.analytics, methods=GET),
         Route("/admin/contacts", admin.contacts, methods=GET),
@@ -51,9 +71,8 @@ def build_routes(media_dir: Path | None) -> list[BaseRoute]:
         Route("/admin/settings", admin.settings_page, methods=FORM),
         Route("/admin/settings/security", admin.settings_security, methods=POST),
         Route("/admin/audit", admin.audit_log, methods=GET),
+        # Published video files only (local disk, or signed S3 playlists); never uploads.
+        Route("/media/{key:path}", media_files.serve, methods=GET),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    if media_dir is not None:
-        media_dir.mkdir(parents=True, exist_ok=True)
-        routes.append(Mount("/media", app=StaticFiles(directory=media_dir), name="media"))
     return routes

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app import __version__
-from app.settings import ROOT
+from app.services.uploads import human_size
+from app.settings import ROOT, get_settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = ROOT / "static"
@@ -46,7 +47,25 @@ def _fmt_dt(value: Any) -> str:
     return str(value.strftime("%Y-%m-%d %H:%M UTC"))
 
 
+def upload_options() -> dict[str, Any]:
+    """What the upload widget needs: the storage backend and the limits, in words too."""
+    settings = get_settings()
+    seconds = settings.max_video_seconds
+    if seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        duration = f"{hours} hour{'s' if hours != 1 else ''}"
+    else:
+        duration = f"{round(seconds / 60)} minutes"
+    return {
+        "backend": settings.media_backend,
+        "max_bytes": settings.max_upload_bytes,
+        "max_label": human_size(settings.max_upload_bytes),
+        "duration_label": duration,
+    }
+
+
 env.globals["static_url"] = static_url
+env.globals["upload_options"] = upload_options
 env.globals["version"] = __version__
 env.filters["dt"] = _fmt_dt
 

@@ -148,7 +148,13 @@ class EncoreServer:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[EncoreServer]:
+def server_env() -> dict[str, str]:
+    """Extra environment of the web process; a test module overrides this (S3 settings...)."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[EncoreServer]:
     """A migrated, empty Encore web process on a free loopback port (SQLite in tmp_path)."""
     port = _free_port()
     var_dir = tmp_path / "var"
@@ -169,6 +175,7 @@ def server(tmp_path: Path) -> Iterator[EncoreServer]:
         SECRET_KEY=secrets.token_urlsafe(48),
         LOG_FORMAT="text",
     )
+    env.update(server_env)
     var_dir.mkdir()
     # The working folder holds no .env, so a developer's own .env cannot change the server.
     instance = EncoreServer(

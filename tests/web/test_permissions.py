@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route
 
 from app.models import (
     AuditEvent,
+    Caption,
     LoginAttempt,
     OneTimeToken,
     OutboxMessage,
@@ -21,9 +22,11 @@ from app.models import (
     StaffSession,
     StaffUser,
     TokenPurpose,
+    Upload,
+    Video,
     WorkspaceSetting,
 )
-from app.services import auth, mail, team, workspace
+from app.services import auth, mail, team, tus_uploads, workspace
 from app.services.permissions import ROLE_PERMISSIONS, Permission
 from app.settings import get_settings
 from app.web.routes import build_routes
@@ -43,9 +46,10 @@ PUBLIC_PATHS = frozenset(
         "/invite/{token}",
         "/reset",
         "/reset/{token}",
+        "/media/{key:path}",
     }
 )
-MOUNTS = frozenset({"/static", "/media"})
+MOUNTS = frozenset({"/static"})
 
 # Form data for every guarded POST route (safe for a permitted role, yet a visible change if a
 # guard let a refused request through), and the status a permitted role gets back.
@@ -62,12 +66,53 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/team/{user_id:int}/reset-2fa": ({}, 200),
     "/admin/settings": ({"name": "Encore"}, 200),
     "/admin/settings/security": ({"require_2fa": "0"}, 303),
+    # The world's video waits, so cancel fails it at once; then retry queues it again.
+    "/admin/media/{video_id:int}/cancel": ({}, 303),
+    "/admin/media/{video_id:int}/retry": ({}, 303),
+    # No file: refused with the form shown again. Removing the world's captions is visible.
+    "/admin/media/{video_id:int}/captions": ({"language": "en", "label": "English"}, 400),
+    "/admin/media/{video_id:int}/captions/{caption_id:int}/delete": ({}, 303),
 }
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    """A request to a JSON/tus endpoint (CSRF token in a header) and a permitted role's status."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    json: dict[str, Any] | None = None
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+# Every method of every `staff_route(..., api=True)` endpoint. {upload_id} is a 10-byte local
+# upload of the acting user; S3 endpoints answer 409/404 as media are on local disk here.
+# DELETE runs last (it removes the upload).
+API_CASES: dict[tuple[str, str], ApiCase] = {
+    ("OPTIONS", "/admin/uploads/tus"): ApiCase(204, TUS),
+    ("POST", "/admin/uploads/tus"): ApiCase(201, {**TUS, "Upload-Length": "10"}),
+    ("HEAD", "/admin/uploads/tus/{upload_id}"): ApiCase(200, TUS),
+    ("PATCH", "/admin/uploads/tus/{upload_id}"): ApiCase(
+        204,
+        {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        b"abc",
+    ),
+    ("DELETE", "/admin/uploads/tus/{upload_id}"): ApiCase(204, TUS),
+    ("POST", "/admin/uploads/{upload_id}/finish"): ApiCase(409),  # 3 of 10 bytes
+    ("POST", "/admin/uploads/s3"): ApiCase(409, json={"filename": "a.mp4", "size": 10}),
+    ("GET", "/admin/uploads/s3/{upload_id}"): ApiCase(404),
+    ("HEAD", "/admin/uploads/s3/{upload_id}"): ApiCase(404),
+    ("DELETE", "/admin/uploads/s3/{upload_id}"): ApiCase(404),
+    ("POST", "/admin/uploads/s3/{upload_id}/sign"): ApiCase(404, json={"parts": [1]}),
+    ("POST", "/admin/uploads/s3/{upload_id}/complete"): ApiCase(404, json={"parts": []}),
+}
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _routes() -> list[Route]:
     routes: list[Route] = []
-    for route in build_routes(None):
+    for route in build_routes():
         if isinstance(route, Mount):
             assert route.path in MOUNTS, f"unexpected mount {route.path}"
             continue
@@ -88,8 +133,9 @@ class Call:
     path: str  # as declared, e.g. /admin/team/{user_id:int}/role
     path_format: str  # with plain placeholders, e.g. /admin/team/{user_id}/role
     permission: Permission
+    api: bool = False  # answers JSON 401/403 instead of redirecting or rendering a page
 
-    def url(self, ids: dict[str, int]) -> str:
+    def url(self, ids: dict[str, int | str]) -> str:
         return self.path_format.format(**ids)
 
 
@@ -99,8 +145,9 @@ def _calls() -> list[Call]:
         permission = getattr(route.endpoint, "permission", None)
         if not isinstance(permission, Permission):
             continue  # reported by test_every_route_is_public_or_guarded
+        api = bool(getattr(route.endpoint, "api", False))
         for method in sorted(route.methods or ()):
-            calls.append(Call(method, route.path, route.path_format, permission))
+            calls.append(Call(method, route.path, route.path_format, permission, api))
     return calls
 
 
@@ -113,7 +160,7 @@ class World:
 
     owner: StaffUser
     target: StaffUser
-    ids: dict[str, int]
+    ids: dict[str, int | str]
 
 
 async def _world() -> World:
@@ -130,11 +177,29 @@ async def _world() -> World:
         )
     )
     message = await OutboxMessage.get(subject="Kept in the outbox")
+    video = await Video.create(title="A recording", source_key="uploads/a/recording.mp4")
+    caption = await Caption.create(
+        video=video, language="de", label="Deutsch", key=f"videos/{video.id}/captions/de.vtt"
+    )
     return World(
         owner=owner,
         target=target,
-        ids={"user_id": target.id, "invite_id": invite.id, "message_id": message.id},
+        ids={
+            "user_id": target.id,
+            "invite_id": invite.id,
+            "message_id": message.id,
+            "video_id": video.id,
+            "caption_id": caption.id,
+            "upload_id": await _upload_of(owner),
+        },
     )
+
+
+async def _upload_of(user: StaffUser) -> str:
+    upload = await tus_uploads.create_local(
+        user=user, filename="talk.mp4", content_type="video/mp4", size=10
+    )
+    return upload.id
 
 
 async def _snapshot() -> dict[str, Any]:
@@ -152,13 +217,24 @@ async def _snapshot() -> dict[str, Any]:
         "outbox": await OutboxMessage.all().count(),
         "recovery_codes": await RecoveryCode.all().count(),
         "login_attempts": await LoginAttempt.all().count(),
+        "videos": await Video.all()
+        .order_by("id")
+        .values_list("id", "state", "error", "attempts", "cancel_requested"),
+        "captions": await Caption.all().order_by("id").values_list("id", "language", "label"),
+        "uploads": await Upload.all().order_by("id").values_list("id", "offset", "completed_at"),
     }
 
 
 async def _send(
-    client: httpx.AsyncClient, call: Call, ids: dict[str, int], token: str
+    client: httpx.AsyncClient, call: Call, ids: dict[str, int | str], token: str
 ) -> httpx.Response:
     url = call.url(ids)
+    case = API_CASES.get((call.method, call.path))
+    if case is not None:
+        headers = {**case.headers, "X-CSRF-Token": token}
+        if case.json is not None:
+            return await client.request(call.method, url, json=case.json, headers=headers)
+        return await client.request(call.method, url, content=case.content, headers=headers)
     if call.method == "POST":
         data = {**POST_CASES[call.path][0], "csrf_token": token}
         return await client.post(url, data=data)
@@ -184,9 +260,13 @@ def test_every_route_is_public_or_guarded() -> None:
         if route.path in PUBLIC_PATHS and hasattr(route.endpoint, "permission")
     ]
     assert public_but_guarded == []
-    guarded_posts = {route.path for route in GUARDED if "POST" in (route.methods or ())}
-    assert set(POST_CASES) == guarded_posts
-    assert {call.method for call in CALLS} == {"GET", "HEAD", "POST"}
+    form_posts = {call.path for call in CALLS if call.method == "POST" and not call.api}
+    assert set(POST_CASES) == form_posts
+    api_calls = {(call.method, call.path) for call in CALLS if call.api}
+    assert set(API_CASES) == api_calls
+    unsafe = {(call.method, call.path) for call in CALLS if call.method in UNSAFE}
+    assert unsafe <= {("POST", path) for path in POST_CASES} | set(API_CASES)
+    assert {call.method for call in CALLS} == {"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"}
     assert len({call.path for call in CALLS}) == len(GUARDED)
 
 
@@ -196,7 +276,11 @@ async def test_anonymous_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) -
     before = await _snapshot()
     for call in CALLS:
         response = await _send(client, call, world.ids, token)
-        if call.method == "POST":
+        if call.api:
+            assert response.status_code == 401, _describe(call, response)
+            if call.method != "HEAD":
+                assert response.json()["message"] == "Sign in again to continue."
+        elif call.method == "POST":
             assert response.status_code == 401, _describe(call, response)
             assert "Sign in again to continue." in response.text
         else:
@@ -224,7 +308,10 @@ async def test_role_access_matrix(client: httpx.AsyncClient, role: Role) -> None
     token = await csrf_token(client, "/admin")
     granted = ROLE_PERMISSIONS[role]
     denied = [call for call in CALLS if call.permission not in granted]
-    allowed = [call for call in CALLS if call.permission in granted]
+    # DELETE last: it removes what the other calls act on.
+    allowed = sorted(
+        (call for call in CALLS if call.permission in granted), key=lambda c: c.method == "DELETE"
+    )
     assert allowed, f"{role} can reach nothing"
 
     before = await _snapshot()
@@ -236,9 +323,13 @@ async def test_role_access_matrix(client: httpx.AsyncClient, role: Role) -> None
             assert f"Your role ({role.value}) does not allow this." in response.text
     assert await _snapshot() == before, "a refused request changed something"
 
+    # Uploads belong to whoever started them: act on one of this user's own.
+    ids = {**world.ids, "upload_id": await _upload_of(user)}
     for call in allowed:
-        response = await _send(client, call, world.ids, token)
-        if call.method == "POST":
+        response = await _send(client, call, ids, token)
+        if call.api:
+            expected = API_CASES[(call.method, call.path)].status
+        elif call.method == "POST":
             expected = POST_CASES[call.path][1]
             assert response.status_code not in {401, 403}, _describe(call, response)
         else:
