@@ -59,10 +59,12 @@ def _picture(
         )
         return waves, [parts[i + 1] for i in range(len(renditions))], float(WAVEFORM_FPS)
     picture = inp[str(video.index)]
-    fps = video.fps or max_fps
-    if not any(r.passthrough for r in renditions) and fps > max_fps + 0.5:
-        picture = picture.filter("fps", max_fps)
-        fps = max_fps
+    fps = min(video.fps or max_fps, max_fps)
+    if not any(r.passthrough for r in renditions):
+        # Always a constant rate: variable-rate phone and screen recordings would otherwise keep
+        # their irregular timestamps, and a fixed GOP would no longer mean fixed seconds.
+        fps = round(fps, 3)
+        picture = picture.filter("fps", fps)
     sound = [inp[str(audio.index)]] * len(renditions) if audio else []
     return picture, sound, fps
 

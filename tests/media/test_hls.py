@@ -385,3 +385,56 @@ def test_discard_partials_removes_only_leftovers(tmp_path: Path) -> None:
     assert sorted(hls.discard_partials(tmp_path)) == sorted(gone)
     assert sorted(tmp_path.iterdir()) == sorted(kept)
     assert hls.discard_partials(tmp_path / "missing") == []
+
+
+def test_an_odd_sized_source_gets_even_dimensions_and_plays(tmp_path: Path) -> None:
+    # Screen recordings of a resized window have odd sizes, which H.264 in 4:2:0 cannot encode.
+    path = tmp_path / "odd.webm"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=322x242:rate=25:duration=3",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+        "-vf", "format=rgb24,crop=321:241,format=yuv444p",
+        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+        "-c:a", "libopus", "-shortest", str(path),
+    )  # fmt: skip
+    source = accept(path)
+    assert source.video is not None
+    assert (source.video.width, source.video.height) == (321, 241)
+    out = run("transcode", source, tmp_path / "odd-out", thumbnails=False).output
+    for attrs, uri in master_variants(out.folder):
+        width, height = (int(n) for n in attrs["RESOLUTION"].split("x"))
+        assert width % 2 == 0
+        assert height % 2 == 0
+        frames, decoded_w, decoded_h = decoded_video(out.folder / uri)
+        assert (decoded_w, decoded_h) == (width, height)
+        assert frames >= 3 * FPS - 2
+
+
+def test_a_variable_frame_rate_source_becomes_constant_and_keeps_its_length(
+    tmp_path: Path,
+) -> None:
+    # Phones and screen recorders drop frames when idle: timestamps are irregular.
+    path = tmp_path / "vfr.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
+        "-vf", r"select=lt(mod(n\,10)\,6)", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    with av.open(str(path)) as container:
+        stamps = [float(f.time) for f in container.decode(video=0) if f.time is not None]
+    gaps = {round(b - a, 3) for a, b in itertools.pairwise(stamps)}
+    assert len(gaps) > 1, "the source really has a variable frame rate"
+    source = accept(path)
+    # Re-encoded renditions are constant-rate (a copied passthrough rung keeps the source's times).
+    renditions = renditions_for(source, allow_passthrough=False)
+    out = run(
+        "transcode", source, tmp_path / "vfr-out", renditions=renditions, thumbnails=False
+    ).output
+    ((_, uri), *_) = master_variants(out.folder)
+    with av.open(str(out.folder / uri)) as container:
+        times = [float(f.time) for f in container.decode(video=0) if f.time is not None]
+    steps = {round(b - a, 3) for a, b in itertools.pairwise(times)}
+    assert len(steps) == 1, f"constant frame rate expected, got steps {sorted(steps)}"
+    assert times[-1] - times[0] == pytest.approx(4.0, abs=0.3)
