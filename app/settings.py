@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(default=4 * 3600, gt=0, description="Longest recording.")
 
     redis_url: str = ""
+    # Deployments sharing one Redis server must use different channels.
+    redis_channel: str = Field(default="encore", min_length=1, max_length=100)
     smtp_url: str = ""
     mail_from: str = "Encore <encore@localhost>"
 

@@ -24,7 +24,11 @@ def _allowed_origins(settings: Settings) -> list[str]:
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
     """An AsyncServer on the in-memory manager, or on Redis when REDIS_URL is set."""
-    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        if settings.redis_url
+        else None
+    )
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
@@ -35,6 +39,13 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     )
     _register(sio)
     return sio
+
+
+def create_emitter(settings: Settings) -> socketio.AsyncRedisManager:
+    """A write-only manager with which other processes (the scheduler) emit into the rooms."""
+    return socketio.AsyncRedisManager(
+        settings.redis_url, channel=settings.redis_channel, write_only=True
+    )
 
 
 def _cookie(environ: dict[str, Any], name: str) -> str:
