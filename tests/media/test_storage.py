@@ -6,21 +6,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
-from media.storage import LocalStorage, S3Storage, StorageError, clean_key
+from media.storage import LocalStorage, StorageError, clean_key
+from tests import s3 as s3_helpers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-REGION: Final = "eu-west-1"
-ACCESS_KEY = "testing-access-key"
-SECRET_KEY = "testing-secret-key"
 
 BAD_KEYS = [
     "",
@@ -127,55 +123,29 @@ def test_local_check_reports_an_unusable_root(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server in a thread, listening on a free loopback port."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with s3_helpers.moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(autouse=True)
 def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Nothing from this machine's AWS configuration reaches the clients."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    s3_helpers.isolate_aws_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def s3(s3_endpoint: str) -> S3Client:
     """A plain boto3 client on the moto server, to set up and inspect buckets."""
-    return boto3.client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=s3_endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+    return s3_helpers.client(s3_endpoint)
 
 
 @pytest.fixture
 def bucket(s3: S3Client) -> str:
     """A fresh bucket per test, so tests sharing the server never see each other's objects."""
-    name = f"encore-test-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return name
+    return s3_helpers.new_bucket(s3)
 
 
-def make_storage(endpoint: str, bucket: str, **kwargs: str) -> S3Storage:
-    return S3Storage(
-        bucket=bucket,
-        region=REGION,
-        endpoint_url=endpoint,
-        access_key_id=ACCESS_KEY,
-        secret_access_key=SECRET_KEY,
-        **kwargs,
-    )
+make_storage = s3_helpers.storage
 
 
 def object_keys(s3: S3Client, bucket: str) -> list[str]:
