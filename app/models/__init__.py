@@ -3,7 +3,7 @@
 from app.models.analytics import AnalyticsEvent
 from app.models.audit import AuditEvent
 from app.models.emails import EmailState, OutboxMessage, PlannedEmail
-from app.models.people import Contact, Registrant
+from app.models.people import Contact, Registrant, RegistrationAttempt
 from app.models.room import ChatMessage, InteractionResponse
 from app.models.staff import (
     LoginAttempt,
@@ -45,6 +45,7 @@ __all__ = [
     "Presenter",
     "RecoveryCode",
     "Registrant",
+    "RegistrationAttempt",
     "Role",
     "Schedule",
     "SessionStage",

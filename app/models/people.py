@@ -38,12 +38,31 @@ class Registrant(Model):
         "encore.WebinarSession", related_name="registrants", null=True, on_delete=fields.SET_NULL
     )
     join_token_hash = fields.CharField(max_length=64, unique=True)
+    # The token itself, encrypted, so the same personal link can be sent again on request.
+    join_token_sealed = fields.TextField(default="")
     timezone = fields.CharField(max_length=64, default="UTC")
     language = fields.CharField(max_length=8, default="en")
     answers: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     utm: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
+    referrer = fields.CharField(max_length=500, default="")
+    link_sent_at = fields.DatetimeField(null=True)  # last time the join link was emailed
+    link_sends = fields.IntField(default=0)
+    contact_id: int
+    webinar_id: int
+    session_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "registrant"
         unique_together = (("contact", "webinar"),)
+
+
+class RegistrationAttempt(Model):
+    """One registration request, counted per client for rate limiting (the address is hashed)."""
+
+    id = fields.BigIntField(primary_key=True)
+    client_hash = fields.CharField(max_length=64, db_index=True)
+    at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "registration_attempt"

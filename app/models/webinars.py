@@ -128,6 +128,9 @@ class Webinar(Model):
     theme: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     landing: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     registration_fields: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
+    # Who may register: allowed and blocked email domains, and the disposable-address block.
+    registration_rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    published_at = fields.DatetimeField(null=True)
     chat_mode = fields.CharField(max_length=16, default="private")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -165,6 +168,9 @@ class Schedule(Model):
     attendee_local = fields.BooleanField(default=False)
     rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     blackout_dates: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    # What happens to registrants of a session an edit removes: "move" to the nearest session,
+    # or "notify" them to pick a new time.
+    orphan_policy = fields.CharField(max_length=16, default="move")
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -179,7 +185,7 @@ class WebinarSession(Model):
         "encore.Webinar", related_name="sessions", on_delete=fields.CASCADE
     )
     starts_at = fields.DatetimeField(db_index=True)
-    kind = fields.CharField(max_length=16, default="scheduled")  # scheduled, on_demand, replay
+    kind = fields.CharField(max_length=16, default="scheduled")  # scheduled, jit, on_demand
     capacity = fields.IntField(null=True)
     closed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
