@@ -128,8 +128,10 @@ def test_demo_is_created_once_with_a_real_video(tmp_path: Path) -> None:
     assert (slug, status) == ("demo-onboarding", "published")
     videos = query(var_dir, "SELECT id, source_key, size_bytes, duration_seconds FROM video")
     assert videos == [(video_id, "uploads/demo/sample.mp4", sample.stat().st_size, 2.0)]
-    sessions = query(var_dir, "SELECT id FROM webinar_session WHERE webinar_id = ?", webinar_id)
-    assert len(sessions) == 3
+    schedules = query(
+        var_dir, "SELECT kind, timezone FROM schedule WHERE webinar_id = ?", webinar_id
+    )
+    assert schedules == [("recurring", "America/New_York")]
     generated_at = sample.stat().st_mtime_ns
 
     second = run_app("demo", "--seconds", "2", var_dir=var_dir)
@@ -137,7 +139,7 @@ def test_demo_is_created_once_with_a_real_video(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert query(var_dir, "SELECT id FROM webinar") == [(webinar_id,)]
     assert query(var_dir, "SELECT id FROM video") == [(video_id,)]
-    assert len(query(var_dir, "SELECT id FROM webinar_session")) == 3
+    assert len(query(var_dir, "SELECT id FROM schedule")) == 1
     assert sample.stat().st_mtime_ns == generated_at, "the recording is not generated again"
 
 

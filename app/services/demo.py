@@ -1,13 +1,13 @@
-"""The demo webinar: a generated sample recording and a published webinar with sessions."""
+"""The demo webinar: a generated sample recording, a published landing page and a schedule."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from app.models import Video, VideoState, Webinar, WebinarSession, WebinarStatus
+from app.models import Presenter, Schedule, Video, VideoState, Webinar, WebinarStatus
 from app.services import auth
 from media.ffmpeg import generate_sample
 from media.storage import Storage
@@ -46,12 +46,63 @@ async def ensure_demo(
     webinar = await Webinar.create(
         slug=DEMO_SLUG,
         title="Getting started with Encore",
-        description="A short demo webinar: a generated test recording that runs as a live session.",
+        description=(
+            "A short demo webinar: a generated test recording that runs as a live session, "
+            "with the team answering in chat."
+        ),
         status=WebinarStatus.PUBLISHED,
+        published_at=now,
         video=video,
-        landing={"headline": "See how Encore runs your best presentation on repeat"},
+        theme={"template": "classic", "primary": "#4338ca"},
+        landing=DEMO_LANDING,
+        registration_fields=[
+            {"key": "company", "label": "Company", "type": "text"},
+            {
+                "key": "role",
+                "label": "Your role",
+                "type": "select",
+                "options": ["Customer success", "Onboarding", "Sales", "Other"],
+            },
+        ],
     )
-    start = (now + timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
-    for day in range(3):
-        await WebinarSession.create(webinar=webinar, starts_at=start + timedelta(days=day))
+    await Presenter.create(
+        webinar=webinar,
+        name="Alex Moreau",
+        title="Head of Customer Success",
+        bio="Has onboarded hundreds of teams and still enjoys the first call with each one.",
+    )
+    # Weekdays at 10:00 and 16:00 New York time, a just-in-time session every 15 minutes in
+    # working hours and "watch now", so that a visitor always has something to register for.
+    await Schedule.create(
+        webinar=webinar,
+        kind="recurring",
+        timezone="America/New_York",
+        rules={
+            "repeat": "weekdays",
+            "times": ["10:00", "16:00"],
+            "jit": {"every_minutes": 15, "lead_minutes": 5},
+            "hours": {"opens": "08:00", "closes": "20:00"},
+            "watch_now": True,
+            "replay_hours": 72,
+            "upcoming_count": 4,
+        },
+    )
     return webinar
+
+
+DEMO_LANDING = {
+    "headline": "See how Encore runs your best presentation on repeat",
+    "subheadline": "Twenty minutes that show a complete onboarding webinar, start to finish.",
+    "agenda": [
+        "Upload a recording once",
+        "Schedule sessions in every time zone",
+        "Answer questions live in chat",
+    ],
+    "faq": [
+        {
+            "question": "Is the presentation live?",
+            "answer": "The presentation is recorded; the team is live in chat and answers you.",
+        }
+    ],
+    "thank_you_headline": "You are registered",
+}
