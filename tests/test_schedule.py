@@ -28,6 +28,7 @@ from app.schedule import (
     reminder_plan,
     replay_window,
     resolve_wall,
+    slot_exists,
     upcoming_sessions,
     watch_now_available,
 )
@@ -972,3 +973,231 @@ def test_just_in_time_properties() -> None:
             in_hours = schedule.hours is None or schedule.hours.contains(local.time())
             assert not (on_grid and in_hours), f"{label}: missed {local}"
             probe += timedelta(minutes=1)
+
+
+# --- slot_exists: whether an instant is a start the rules define -------------------------------
+
+WEEKLY_TUE_THU = {"repeat": "weekly", "weekdays": ["tue", "thu"], "times": ["10:00", "02:30"]}
+EXISTS_CASES: list[tuple[str, dict[str, Any], str, bool]] = [
+    # label, make() arguments, instant, exists
+    ("weekly time", WEEKLY_TUE_THU, "2026-03-03T10:00+01:00", True),
+    ("weekly other weekday", WEEKLY_TUE_THU, "2026-03-04T10:00+01:00", False),
+    ("weekly other time", WEEKLY_TUE_THU, "2026-03-03T10:15+01:00", False),
+    ("weekly one second off", WEEKLY_TUE_THU, "2026-03-03T10:00:01+01:00", False),
+    ("same instant in UTC", WEEKLY_TUE_THU, "2026-03-03T09:00+00:00", True),
+    ("a past start still exists", WEEKLY_TUE_THU, "2001-01-02T10:00+01:00", True),
+    (
+        "gap-shifted 02:30 runs at 03:30",
+        {"repeat": "daily", "times": ["02:30"]},
+        "2026-03-29T03:30+02:00",
+        True,
+    ),
+    (
+        "a gap time is not 02:30 read with the summer offset",
+        {"repeat": "daily", "times": ["02:30"]},
+        "2026-03-29T02:30+02:00",
+        False,
+    ),
+    (
+        "repeated hour: first pass",
+        {"repeat": "daily", "times": ["02:30"]},
+        "2026-10-25T02:30+02:00",
+        True,
+    ),
+    (
+        "repeated hour: second pass is not a start",
+        {"repeat": "daily", "times": ["02:30"]},
+        "2026-10-25T02:30+01:00",
+        False,
+    ),
+    (
+        "blackout date",
+        {"repeat": "daily", "times": ["10:00"], "blackout": ["2026-05-01"]},
+        "2026-05-01T10:00+02:00",
+        False,
+    ),
+    (
+        "day before the blackout",
+        {"repeat": "daily", "times": ["10:00"], "blackout": ["2026-05-01"]},
+        "2026-04-30T10:00+02:00",
+        True,
+    ),
+    (
+        "before start_date",
+        {"repeat": "daily", "times": ["10:00"], "start_date": "2026-05-02"},
+        "2026-05-01T10:00+02:00",
+        False,
+    ),
+    (
+        "after end_date",
+        {"repeat": "daily", "times": ["10:00"], "end_date": "2026-05-01"},
+        "2026-05-02T10:00+02:00",
+        False,
+    ),
+    (
+        "on end_date (inclusive)",
+        {"repeat": "daily", "times": ["10:00"], "end_date": "2026-05-01"},
+        "2026-05-01T10:00+02:00",
+        True,
+    ),
+    (
+        "monthly last friday",
+        {"repeat": "monthly", "week": "last", "weekday": "fri", "times": ["18:00"]},
+        "2026-01-30T18:00+01:00",
+        True,
+    ),
+    (
+        "monthly: a friday that is not the last",
+        {"repeat": "monthly", "week": "last", "weekday": "fri", "times": ["18:00"]},
+        "2026-01-23T18:00+01:00",
+        False,
+    ),
+    (
+        "biweekly: the anchor week",
+        {
+            "repeat": "biweekly",
+            "weekdays": ["mon"],
+            "anchor_date": "2026-01-07",
+            "times": ["09:00"],
+        },
+        "2026-01-05T09:00+01:00",
+        True,
+    ),
+    (
+        "biweekly: the week in between",
+        {
+            "repeat": "biweekly",
+            "weekdays": ["mon"],
+            "anchor_date": "2026-01-07",
+            "times": ["09:00"],
+        },
+        "2026-01-12T09:00+01:00",
+        False,
+    ),
+    (
+        "specific date",
+        {"kind": "specific", "dates": ["2028-02-29T10:00"]},
+        "2028-02-29T10:00+01:00",
+        True,
+    ),
+    (
+        "specific: another day at that time",
+        {"kind": "specific", "dates": ["2028-02-29T10:00"]},
+        "2028-03-01T10:00+01:00",
+        False,
+    ),
+    (
+        "specific on a blackout date",
+        {"kind": "specific", "dates": ["2028-02-29T10:00"], "blackout": ["2028-02-29"]},
+        "2028-02-29T10:00+01:00",
+        False,
+    ),
+    (
+        "just-in-time grid",
+        {"repeat": "daily", "jit": {"every_minutes": 15}},
+        "2026-06-01T13:45+02:00",
+        True,
+    ),
+    (
+        "just-in-time: off the grid",
+        {"repeat": "daily", "jit": {"every_minutes": 15}},
+        "2026-06-01T13:50+02:00",
+        False,
+    ),
+    (
+        "just-in-time: outside hours",
+        {
+            "repeat": "daily",
+            "jit": {"every_minutes": 30},
+            "hours": {"opens": "09:00", "closes": "17:00"},
+        },
+        "2026-06-01T17:00+02:00",
+        False,
+    ),
+    (
+        "just-in-time: overnight hours",
+        {
+            "repeat": "daily",
+            "jit": {"every_minutes": 60},
+            "hours": {"opens": "22:00", "closes": "02:00"},
+        },
+        "2026-06-01T01:00+02:00",
+        True,
+    ),
+    (
+        "just-in-time: both passes of a repeated hour",
+        {"repeat": "daily", "jit": {"every_minutes": 30}},
+        "2026-10-25T02:30+01:00",
+        True,
+    ),
+    (
+        "just-in-time next to specific dates",
+        {"kind": "specific", "dates": ["2028-02-29T10:00"], "jit": {"every_minutes": 60}},
+        "2026-06-01T08:00+02:00",
+        True,
+    ),
+    (
+        "on demand has no starts",
+        {"kind": "on_demand", "watch_now": True},
+        "2026-06-01T10:00+02:00",
+        False,
+    ),
+    (
+        "Kathmandu wall time",
+        {"timezone": "Asia/Kathmandu", "repeat": "daily", "times": ["10:00"]},
+        "2026-06-01T04:15+00:00",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "instant", "exists"),
+    [case[1:] for case in EXISTS_CASES],
+    ids=[case[0] for case in EXISTS_CASES],
+)
+def test_slot_exists(arguments: dict[str, Any], instant: str, exists: bool) -> None:
+    arguments = dict(arguments)
+    kind = arguments.pop("kind", "recurring")
+    timezone = arguments.pop("timezone", "Europe/Berlin")
+    blackout = arguments.pop("blackout", ())
+    rules = make(kind, timezone, blackout=blackout, **arguments)
+    assert slot_exists(rules, at(instant)) is exists
+
+
+def test_slot_exists_agrees_with_every_offered_start() -> None:
+    rules = make(
+        repeat="weekly",
+        weekdays=["mon", "sun"],
+        times=["00:30", "02:30", "23:45"],
+        jit={"every_minutes": 30, "lead_minutes": 0},
+        hours={"opens": "08:00", "closes": "09:00"},
+        blackout=["2026-04-05"],
+    )
+    now = at("2026-03-01T00:00+01:00")
+    offered = upcoming_sessions(rules, now, count=200)
+    assert len(offered) == 200
+    assert all(slot_exists(rules, slot.starts_at) for slot in offered)
+    # Every whole quarter hour between the offered starts that is not one of them does not exist
+    # (just-in-time grid times are offered one at a time, so they are left out here).
+    offered_starts = set(starts(offered))
+    probe = now
+    while probe < offered[-1].starts_at:
+        local = probe.astimezone(BERLIN)
+        if probe not in offered_starts and not (8 <= local.hour < 9 and local.minute % 30 == 0):
+            assert not slot_exists(rules, probe), local
+        probe += timedelta(minutes=15)
+
+
+def test_slot_exists_in_the_viewers_zone_for_attendee_local() -> None:
+    rules = make(attendee_local=True, repeat="daily", times=["10:00"])
+    assert slot_exists(rules, at("2026-06-01T10:00+09:00"), viewer_zone=TOKYO)
+    assert not slot_exists(rules, at("2026-06-01T10:00+02:00"), viewer_zone=TOKYO)
+    assert slot_exists(rules, at("2026-06-01T10:00+02:00"))  # no viewer: the webinar's zone
+    fixed = make(repeat="daily", times=["10:00"])
+    assert slot_exists(fixed, at("2026-06-01T10:00+02:00"), viewer_zone=TOKYO)
+
+
+def test_slot_exists_wants_an_instant() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        slot_exists(make(repeat="daily", times=["10:00"]), datetime(2026, 6, 1, 10))

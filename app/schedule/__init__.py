@@ -54,6 +54,7 @@ from .slots import (
     SlotKind,
     next_jit_slot,
     resolve_wall,
+    slot_exists,
     upcoming_sessions,
     watch_now_available,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "reminder_plan",
     "replay_window",
     "resolve_wall",
+    "slot_exists",
     "upcoming_sessions",
     "watch_now_available",
 ]

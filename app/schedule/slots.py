@@ -101,6 +101,51 @@ def next_jit_slot(
     return best
 
 
+def slot_exists(
+    rules: ScheduleRules, starts_at: datetime, *, viewer_zone: ZoneInfo | None = None
+) -> bool:
+    """Whether an instant is a start the rules define (scheduled or just-in-time), at any time."""
+    # Ignores `now` and the cut-off on purpose: this answers "does this session still exist
+    # under these rules", which is what decides whether an edit orphans its registrants.
+    require_aware(starts_at, "starts_at")
+    if rules.kind is Kind.ON_DEMAND:
+        return False
+    zone = rules.zone_for(viewer_zone)
+    start = starts_at.astimezone(UTC)
+    local = start.astimezone(zone)
+    if rules.jit is not None and _on_jit_grid(rules, local):
+        return True
+    # A gap shift moves a wall time forward, past midnight in zones that change at 00:00, so the
+    # session may belong to the previous local date.
+    days = (local.date() - timedelta(days=1), local.date())
+    if rules.kind is Kind.SPECIFIC:
+        return any(
+            wall.date() in days
+            and rules.allows_date(wall.date())
+            and resolve_wall(wall, zone) == start
+            for wall in rules.dates
+        )
+    recurrence = rules.recurrence
+    if recurrence is None:
+        return False
+    return any(
+        resolve_wall(datetime.combine(day, moment), zone) == start
+        for day in days
+        if rules.allows_date(day) and recurrence.runs_on(day)
+        for moment in rules.times
+    )
+
+
+def _on_jit_grid(rules: ScheduleRules, local: datetime) -> bool:
+    assert rules.jit is not None
+    wall = local.replace(tzinfo=None)
+    if wall.second or wall.microsecond or (wall.hour * 60 + wall.minute) % rules.jit.every:
+        return False
+    if rules.hours is not None and not rules.hours.contains(wall.time()):
+        return False
+    return rules.allows_date(wall.date())
+
+
 def watch_now_available(
     rules: ScheduleRules, now: datetime, *, viewer_zone: ZoneInfo | None = None
 ) -> bool:
