@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
     login_max_failures_per_ip: int = Field(default=30, ge=1, le=100000)
     login_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    registrations_per_client_hour: int = Field(
+        default=20, ge=1, le=100_000, description="Registration requests per client and hour."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -10,6 +12,17 @@ from email.utils import formatdate
 
 class HeaderInjectionError(ValueError):
     """A header value carried a line break."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a message, such as a calendar invitation."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+    # Extra Content-Type parameters, such as {"method": "PUBLISH"} for text/calendar.
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 def _clean(value: str, header: str) -> str:
@@ -28,8 +41,9 @@ def compose(
     reply_to: str | None = None,
     message_id: str | None = None,
     headers: dict[str, str] | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
-    """A text (and optionally HTML) message with a stable Message-ID."""
+    """A text (and optionally HTML) message with a stable Message-ID and optional attachments."""
     message = EmailMessage()
     message["From"] = _clean(sender, "From")
     message["To"] = _clean(to, "To")
@@ -47,6 +61,18 @@ def compose(
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    for item in attachments:
+        maintype, _, subtype = item.mime_type.partition("/")
+        if not maintype or not subtype:
+            raise ValueError(f"attachment type must be type/subtype, got {item.mime_type!r}")
+        params = {_clean(k, "attachment parameter"): _clean(v, k) for k, v in item.params.items()}
+        message.add_attachment(
+            item.content,
+            maintype=_clean(maintype, "attachment type"),
+            subtype=_clean(subtype, "attachment type"),
+            filename=_clean(item.filename, "attachment filename"),
+            params=params,
+        )
     return message
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import getaddresses
 
 from app.models import OutboxMessage
 from app.settings import get_settings
 from emails import Mailer, compose, smtp_mailer_from_url
+from emails.message import Attachment
 
 
 class OutboxMailer:
@@ -42,7 +44,21 @@ def use_mailer(mailer: Mailer | None) -> None:
     _override = mailer
 
 
-async def send_now(*, to: str, subject: str, text: str, html: str | None = None) -> None:
-    """Compose and deliver one transactional message (sign-in links and the like)."""
-    message = compose(sender=get_settings().mail_from, to=to, subject=subject, text=text, html=html)
+async def send_now(
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> None:
+    """Compose and deliver one transactional message (sign-in links, invitations and the like)."""
+    message = compose(
+        sender=get_settings().mail_from,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        attachments=attachments,
+    )
     await get_mailer().send(message)

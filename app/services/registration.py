@@ -1,0 +1,713 @@
+"""Public registration: an untrusted form becomes a Contact and a Registrant with a join link.
+
+Nothing is stored until the whole form is valid (every field error is reported at once, in the
+webinar's language). Requests are counted per client before anything else is looked at, so a
+flood of invalid forms is limited too. The personal join token is random; only its keyed hash
+(for look-up) and a sealed copy (to email the same link again) are stored.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from disposable_email_domains import blocklist as disposable_domains
+from tortoise.exceptions import IntegrityError
+
+from app.i18n import format_when, gettext, language_or_default, zone_label
+from app.models import (
+    Contact,
+    Registrant,
+    RegistrationAttempt,
+    Webinar,
+    WebinarSession,
+    WebinarStatus,
+)
+from app.schedule import (
+    ScheduleRuleError,
+    ScheduleRules,
+    Slot,
+    parse_zone,
+    upcoming_sessions,
+    watch_now_available,
+)
+from app.services import calendar, contacts, crypto, mail, sessions
+from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
+from app.settings import get_settings
+from emails.message import Attachment, address
+
+log = logging.getLogger("encore.registration")
+
+NAME_MAX = contacts.NAME_MAX
+TEXT_MAX = 500
+SESSION_INPUT_MAX = 64
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+UTM_MAX = 200
+REFERRER_MAX = 500
+# Tokens are 43 characters; anything much longer is not one and is not worth hashing.
+TOKEN_MAX = 128
+WATCH_NOW = "now"
+TICKED = "on"
+RESEND_EVERY = timedelta(minutes=10)
+SENDS_PER_DAY = 5
+ATTEMPT_WINDOW = timedelta(hours=1)
+ATTEMPT_KEEP = timedelta(days=1)
+# Pruning old attempts on about one request in this many keeps the table small without adding
+# a delete to every request.
+PRUNE_ONE_IN = 16
+CLIENT_PURPOSE = "registration client"
+ON_DEMAND_TRIES = 100
+# Bidirectional overrides reorder text on screen: in a name they only serve to mislead.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+class RegistrationError(Exception):
+    """The registration was refused; `errors` maps field keys (or "form") to messages."""
+
+    def __init__(self, errors: dict[str, str], status: int = 422) -> None:
+        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        self.errors = errors
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The outcome of a registration."""
+
+    registrant: Registrant  # contact, webinar and session fetched
+    session: WebinarSession | None
+    token: str | None  # only for a new registration; otherwise the link was emailed again
+    created: bool
+    link_emailed: bool
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The session a valid form asks for: an offered start, or watching now."""
+
+    slot: Slot | None
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A valid registration form, typed."""
+
+    name: str
+    email: str
+    phone: str
+    zone: ZoneInfo
+    answers: dict[str, Any]
+    choice: _Choice
+
+
+def join_url(token: str) -> str:
+    """The absolute personal join link of a token."""
+    return f"{get_settings().public_base_url}/j/{token}"
+
+
+def token_of(registrant: Registrant) -> str | None:
+    """The registrant's join token, or None when it cannot be recovered (such as a new key)."""
+    if not registrant.join_token_sealed:
+        return None
+    return crypto.unseal(registrant.join_token_sealed)
+
+
+async def find_by_token(token: str) -> Registrant | None:
+    """The registrant of a join token, with contact, webinar and session fetched."""
+    if not isinstance(token, str) or not token or len(token) > TOKEN_MAX:
+        return None
+    registrant = await Registrant.get_or_none(join_token_hash=crypto.hash_token(token))
+    if registrant is not None:
+        await registrant.fetch_related("contact", "webinar", "session")
+    return registrant
+
+
+async def prune_attempts(now: datetime) -> int:
+    """Forget registration attempts older than a day; how many were removed."""
+    return await RegistrationAttempt.filter(at__lt=now - ATTEMPT_KEEP).delete()
+
+
+async def register(
+    *,
+    webinar: Webinar,
+    form: Mapping[str, str],
+    client: str,
+    now: datetime,
+    utm: Mapping[str, str] | None = None,
+    referrer: str = "",
+) -> Registered:
+    """Register the person of a public form for a webinar session; raises RegistrationError.
+
+    An address registers once per webinar. Registering again returns the same registrant
+    (token None) and emails the personal link again, at most every 10 minutes and 5 times a
+    UTC day, so nobody can flood someone else's inbox through the form. The registrant keeps
+    a session that is still to come or running; one that is over, closed or gone is replaced
+    by the newly chosen session. The email tells the time of whichever session they hold.
+    A failure to send the email never loses the registration (`link_emailed` is then False).
+    """
+    language = language_or_default(webinar.language)
+    rules = await sessions.load_rules(webinar)
+    if webinar.status != WebinarStatus.PUBLISHED or rules is None:
+        raise RegistrationError(
+            {"form": _t(language, "This webinar is not open for registration.")}, 404
+        )
+    await _count_attempt(client, now, language)
+    if _value(form, "website").strip():
+        # A field people never see: a bot filled it in. Say nothing that helps it adapt.
+        raise RegistrationError(
+            {"form": _t(language, "We could not accept this registration. Please try again.")}
+        )
+    parsed = await _parse(webinar, rules, form, now, language)
+    contact, _ = await contacts.get_or_create_contact(
+        email=parsed.email,
+        name=parsed.name,
+        phone=parsed.phone,
+        company_domain=contacts.email_domain(parsed.email),
+    )
+    registrant = await Registrant.get_or_none(contact_id=contact.id, webinar_id=webinar.id)
+    token: str | None = None
+    if registrant is None:
+        registrant, token = await _create_registrant(
+            webinar, contact, parsed, now, utm=utm or {}, referrer=referrer
+        )
+    if token is None:
+        await _keep_or_replace_session(registrant, webinar, parsed, now)
+    await registrant.fetch_related("contact", "webinar", "session")
+    session = _session_of(registrant)
+    emailed = await _email_link(registrant, contact, webinar, session, now, new=token is not None)
+    return Registered(
+        registrant=registrant,
+        session=session,
+        token=token,
+        created=token is not None,
+        link_emailed=emailed,
+    )
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+async def _count_attempt(client: str, now: datetime, language: str) -> None:
+    client_hash = crypto.sign(client, CLIENT_PURPOSE)
+    limit = get_settings().registrations_per_client_hour
+    recent = RegistrationAttempt.filter(client_hash=client_hash, at__gt=now - ATTEMPT_WINDOW)
+    refused = RegistrationError(
+        {"form": _t(language, "Too many registrations from your network. Please try again later.")},
+        429,
+    )
+    # A request refused here is not recorded, so a client that keeps trying is let in again
+    # an hour after its last counted attempt, and the table cannot grow without bound.
+    if await recent.count() >= limit:
+        raise refused
+    attempt = await RegistrationAttempt.create(client_hash=client_hash, at=now)
+    # Requests arriving together all pass the first count: the earliest `limit` go through.
+    if await recent.filter(id__lte=attempt.id).count() > limit:
+        raise refused
+    if secrets.randbelow(PRUNE_ONE_IN) == 0:
+        await prune_attempts(now)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _t(language: str, message: str, **values: object) -> str:
+    text = gettext(language, message)
+    return text.format(**values) if values else text
+
+
+def _value(form: Mapping[str, Any], key: str) -> str:
+    value = form.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def _has_forbidden_characters(text: str) -> bool:
+    return any(
+        char in _BIDI_CONTROLS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES
+        for char in text
+    )
+
+
+def _text_problem(text: str, limit: int, language: str) -> str | None:
+    if len(text) > limit:
+        return _t(language, "Please use at most {limit} characters.", limit=limit)
+    if _has_forbidden_characters(text):
+        return _t(language, "This contains characters that are not allowed.")
+    if "<" in text or ">" in text:
+        return _t(language, "Please leave out the characters < and >.")
+    return None
+
+
+def _check_name(raw: str, errors: FormErrors, language: str) -> str:
+    name = unicodedata.normalize("NFC", raw.strip())
+    if not name:
+        errors.add("name", _t(language, "Please enter your name."))
+        return ""
+    problem = _text_problem(name, NAME_MAX, language)
+    if problem:
+        errors.add("name", problem)
+        return ""
+    return name
+
+
+def _ascii_domain(domain: str) -> str:
+    try:
+        return domain.strip().lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain.strip().lower()
+
+
+def _within(domain: str, listed: tuple[str, ...]) -> bool:
+    for entry in listed:
+        candidate = _ascii_domain(entry)
+        if candidate and (domain == candidate or domain.endswith("." + candidate)):
+            return True
+    return False
+
+
+def _disposable(domain: str) -> bool:
+    parts = domain.split(".")
+    return any(".".join(parts[i:]) in disposable_domains for i in range(len(parts) - 1))
+
+
+def _check_email(
+    raw: str, rules: RegistrationRules, errors: FormErrors, language: str, key: str = "email"
+) -> str:
+    if not raw.strip():
+        errors.add(key, _t(language, "Please enter your email address."))
+        return ""
+    try:
+        email = contacts.normalise_email(raw)
+    except ValueError:
+        errors.add(
+            key, _t(language, "Please enter a valid email address, such as ada@example.com.")
+        )
+        return ""
+    domain = contacts.email_domain(email)
+    if rules.allowed_domains and not _within(domain, rules.allowed_domains):
+        errors.add(
+            key,
+            _t(
+                language,
+                "Please use an email address at {domains}.",
+                domains=", ".join(rules.allowed_domains),
+            ),
+        )
+        return ""
+    if _within(domain, rules.blocked_domains):
+        errors.add(
+            key,
+            _t(language, "Addresses at {domain} cannot register for this webinar.", domain=domain),
+        )
+        return ""
+    if rules.block_disposable and _disposable(domain):
+        errors.add(key, _t(language, "Please use a permanent email address, not a disposable one."))
+        return ""
+    return email
+
+
+def _check_custom_fields(
+    webinar: Webinar, form: Mapping[str, Any], errors: FormErrors, language: str
+) -> tuple[dict[str, Any], str]:
+    """Typed answers of the custom fields, and the first phone number given."""
+    answers: dict[str, Any] = {}
+    phone = ""
+    required = _t(language, "This field is required.")
+    for field in fields_from(webinar.registration_fields):
+        raw = _value(form, field.key)
+        typed = raw.strip()
+        if field.type in (FieldType.CHECKBOX, FieldType.CONSENT):
+            ticked = raw == TICKED
+            answers[field.key] = ticked
+            if field.required and not ticked:
+                errors.add(field.key, _t(language, "Please tick this box to register."))
+            continue
+        answers[field.key] = ""
+        if not typed:
+            if field.required:
+                errors.add(field.key, required)
+            continue
+        if field.type is FieldType.TEXT:
+            problem = _text_problem(typed, TEXT_MAX, language)
+            if problem:
+                errors.add(field.key, problem)
+            else:
+                answers[field.key] = unicodedata.normalize("NFC", typed)
+        elif field.type is FieldType.EMAIL:
+            try:
+                answers[field.key] = contacts.normalise_email(typed)
+            except ValueError:
+                errors.add(field.key, _t(language, "Please enter a valid email address."))
+        elif field.type is FieldType.PHONE:
+            try:
+                answers[field.key] = contacts.normalise_phone(typed, field.default_region)
+            except ValueError:
+                message = (
+                    "Please enter a valid phone number."
+                    if field.default_region
+                    else "Please enter a valid phone number with its country code, such as +44."
+                )
+                errors.add(field.key, _t(language, message))
+            else:
+                phone = phone or answers[field.key]
+        elif field.type is FieldType.SELECT:
+            if typed in field.options:
+                answers[field.key] = typed
+            else:
+                errors.add(field.key, _t(language, "Please choose one of the options."))
+    return answers, phone
+
+
+def _viewer_zone(raw: str) -> ZoneInfo | None:
+    try:
+        return parse_zone(raw.strip())
+    except ScheduleRuleError:
+        return None
+
+
+def _parse_start(raw: str) -> datetime | None:
+    if len(raw) > SESSION_INPUT_MAX:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    return moment.astimezone(UTC)
+
+
+async def _check_session(
+    webinar: Webinar,
+    rules: ScheduleRules,
+    raw: str,
+    viewer: ZoneInfo | None,
+    now: datetime,
+    errors: FormErrors,
+    language: str,
+) -> _Choice | None:
+    choice = raw.strip()
+    if not choice:
+        errors.add("session", _t(language, "Please choose a session."))
+        return None
+    if choice == WATCH_NOW:
+        if watch_now_available(rules, now, viewer_zone=viewer):
+            return _Choice(None, None)
+        errors.add("session", _t(language, "Watching now is not available. Please pick a time."))
+        return None
+    start = _parse_start(choice)
+    if start is None:
+        errors.add("session", _t(language, "Please choose one of the offered times."))
+        return None
+    slot = await sessions.seat_for(webinar, rules, start, now, viewer_zone=viewer)
+    if slot is not None:
+        return _Choice(slot, rules.capacity)
+    # The same look-ahead as seat_for: tell a start that is gone from one that is full.
+    ahead = upcoming_sessions(
+        rules, now, count=max(rules.upcoming_count * 4, 12), viewer_zone=viewer
+    )
+    if any(candidate.starts_at == start for candidate in ahead):
+        errors.add(
+            "session", _t(language, "All sessions are fully booked. Please check back later.")
+        )
+    else:
+        errors.add(
+            "session", _t(language, "That time is no longer available. Please pick another.")
+        )
+    return None
+
+
+async def _parse(
+    webinar: Webinar,
+    rules: ScheduleRules,
+    form: Mapping[str, Any],
+    now: datetime,
+    language: str,
+) -> _Form:
+    errors = FormErrors()
+    name = _check_name(_value(form, "name"), errors, language)
+    email = _check_email(
+        _value(form, "email"), rules_from(webinar.registration_rules), errors, language
+    )
+    answers, phone = _check_custom_fields(webinar, form, errors, language)
+    viewer = _viewer_zone(_value(form, "timezone"))
+    choice = await _check_session(
+        webinar, rules, _value(form, "session"), viewer, now, errors, language
+    )
+    if errors or choice is None:
+        raise RegistrationError(dict(errors.errors))
+    return _Form(
+        name=name,
+        email=email,
+        phone=phone,
+        zone=viewer or rules.zone,
+        answers=answers,
+        choice=choice,
+    )
+
+
+# --- storing -----------------------------------------------------------------------------------
+
+
+def _clip(value: object, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+async def _session_for(webinar: Webinar, choice: _Choice, now: datetime) -> WebinarSession:
+    if choice.slot is not None:
+        return await sessions.session_for_slot(webinar, choice.slot, capacity=choice.capacity)
+    # Sessions are unique per webinar, instant and kind, on-demand ones too: viewers who start
+    # in the same microsecond each get their own row a microsecond apart.
+    for offset in range(ON_DEMAND_TRIES):
+        try:
+            return await sessions.on_demand_session(webinar, now + timedelta(microseconds=offset))
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not create an on-demand session")
+
+
+async def _drop_unused(session: WebinarSession) -> None:
+    # An on-demand session belongs to one viewer; one that lost a race is nobody's.
+    if session.kind == sessions.ON_DEMAND:
+        await session.delete()
+
+
+async def _create_registrant(
+    webinar: Webinar,
+    contact: Contact,
+    parsed: _Form,
+    now: datetime,
+    *,
+    utm: Mapping[str, str],
+    referrer: str,
+) -> tuple[Registrant, str | None]:
+    """A new registrant and its token; (the existing one, None) if another request won."""
+    session = await _session_for(webinar, parsed.choice, now)
+    token = crypto.new_token()
+    try:
+        registrant = await Registrant.create(
+            contact_id=contact.id,
+            webinar_id=webinar.id,
+            session_id=session.id,
+            join_token_hash=crypto.hash_token(token),
+            join_token_sealed=crypto.seal(token),
+            timezone=parsed.zone.key,
+            language=language_or_default(webinar.language),
+            answers=parsed.answers,
+            utm={key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)},
+            referrer=_clip(referrer, REFERRER_MAX),
+        )
+    except IntegrityError:
+        # The same address registered concurrently: one registrant, and it is theirs.
+        await _drop_unused(session)
+        return await Registrant.get(contact_id=contact.id, webinar_id=webinar.id), None
+    return registrant, token
+
+
+async def _is_over(session: WebinarSession, webinar: Webinar, now: datetime) -> bool:
+    if session.closed_at is not None:
+        return True
+    return session.starts_at + await calendar.session_duration(webinar) <= now
+
+
+async def _keep_or_replace_session(
+    registrant: Registrant, webinar: Webinar, parsed: _Form, now: datetime
+) -> None:
+    """Give a returning registrant the newly chosen session if theirs is over or gone."""
+    current = None
+    if registrant.session_id is not None:
+        current = await WebinarSession.get_or_none(id=registrant.session_id)
+    if current is not None and not await _is_over(current, webinar, now):
+        return
+    session = await _session_for(webinar, parsed.choice, now)
+    # Conditional: if a concurrent request already moved them, its choice stands.
+    query = Registrant.filter(id=registrant.id)
+    if registrant.session_id is None:
+        query = query.filter(session_id__isnull=True)
+    else:
+        query = query.filter(session_id=registrant.session_id)
+    moved = await query.update(session_id=session.id, timezone=parsed.zone.key)
+    if not moved:
+        await _drop_unused(session)
+    await registrant.refresh_from_db()
+
+
+def _session_of(registrant: Registrant) -> WebinarSession | None:
+    session = registrant.session
+    return session if isinstance(session, WebinarSession) else None
+
+
+# --- the email ---------------------------------------------------------------------------------
+
+
+async def _claim_send(registrant: Registrant, now: datetime) -> bool:
+    """Record a send of the link if the limits allow one now (one claimant wins a race)."""
+    last = registrant.link_sent_at
+    if last is not None and now - last < RESEND_EVERY:
+        return False
+    same_day = last is not None and last.astimezone(UTC).date() == now.astimezone(UTC).date()
+    sends = registrant.link_sends if same_day else 0
+    if sends >= SENDS_PER_DAY:
+        return False
+    query = Registrant.filter(id=registrant.id, link_sends=registrant.link_sends)
+    if last is None:
+        query = query.filter(link_sent_at__isnull=True)
+    else:
+        query = query.filter(link_sent_at__lte=now - RESEND_EVERY)
+    if not await query.update(link_sent_at=now, link_sends=sends + 1):
+        return False
+    registrant.link_sent_at = now
+    registrant.link_sends = sends + 1
+    return True
+
+
+async def _usable_token(registrant: Registrant) -> str:
+    """The registrant's token; a new one if the sealed copy cannot be opened (new secret key)."""
+    token = token_of(registrant)
+    if token is not None:
+        return token
+    # The stored hash was keyed with the old secret too, so the old link no longer works.
+    token = crypto.new_token()
+    registrant.join_token_hash = crypto.hash_token(token)
+    registrant.join_token_sealed = crypto.seal(token)
+    await registrant.save(update_fields=["join_token_hash", "join_token_sealed"])
+    return token
+
+
+@dataclass(frozen=True)
+class _Message:
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+
+
+async def _compose_link_email(
+    registrant: Registrant,
+    contact: Contact,
+    webinar: Webinar,
+    session: WebinarSession | None,
+    url: str,
+    *,
+    new: bool,
+) -> _Message:
+    language = language_or_default(registrant.language)
+    title = webinar.title
+
+    def t(message: str, **values: object) -> str:
+        return _t(language, message, **values)
+
+    subject = (
+        t("You're registered: {title}", title=title)
+        if new
+        else t("Your join link for {title}", title=title)
+    )
+    greeting = t("Hello {name},", name=contact.name) if contact.name else t("Hello,")
+    intro = t("you are registered for “{title}”.", title=title)
+    lines: list[str] = [greeting, "", intro, ""]
+    parts: list[str] = [f"<p>{html.escape(greeting)}</p>", f"<p>{html.escape(intro)}</p>"]
+    attachments: tuple[Attachment, ...] = ()
+    if session is not None and session.kind != sessions.ON_DEMAND:
+        zone = calendar.registrant_zone(registrant)
+        when = t("When: {when}", when=format_when(session.starts_at, zone, language))
+        zone_line = t("Time zone: {zone}", zone=zone_label(zone, session.starts_at))
+        join = t("Join with your personal link:")
+        duration = await calendar.session_duration(webinar)
+        description = calendar.event_description(webinar, url)
+        google = calendar.google_calendar_url(
+            title=title,
+            description=description,
+            starts_at=session.starts_at,
+            duration=duration,
+            url=url,
+        )
+        outlook = calendar.outlook_calendar_url(
+            title=title,
+            description=description,
+            starts_at=session.starts_at,
+            duration=duration,
+            url=url,
+        )
+        ics = calendar.build_ics(
+            uid=calendar.event_uid(registrant, session),
+            title=title,
+            description=description,
+            starts_at=session.starts_at,
+            duration=duration,
+            zone=zone,
+            url=url,
+        )
+        add = t("Add it to your calendar:")
+        attached = t("The invitation is attached as invite.ics.")
+        lines += [when, zone_line, "", join, url, "", add]
+        lines += [f"Google Calendar: {google}", f"Outlook: {outlook}", attached]
+        parts += [
+            f"<p>{html.escape(when)}<br>{html.escape(zone_line)}</p>",
+            f"<p>{html.escape(join)}<br>{_link(url, url)}</p>",
+            f"<p>{html.escape(add)} {_link(google, 'Google Calendar')} · "
+            f"{_link(outlook, 'Outlook')}<br>{html.escape(attached)}</p>",
+        ]
+        attachments = (
+            Attachment(
+                filename="invite.ics",
+                content=ics,
+                mime_type="text/calendar",
+                params={"method": "PUBLISH", "charset": "utf-8"},
+            ),
+        )
+    else:
+        watch = t("You can start watching whenever you like, with your personal link:")
+        lines += [watch, url]
+        parts.append(f"<p>{html.escape(watch)}<br>{_link(url, url)}</p>")
+    keep = t("Please do not share this link: it is yours alone.")
+    lines += ["", keep]
+    parts.append(f"<p>{html.escape(keep)}</p>")
+    body = "\n".join(parts)
+    document = f'<!doctype html>\n<html lang="{language}">\n<body>\n{body}\n</body>\n</html>\n'
+    return _Message(subject, "\n".join(lines) + "\n", document, attachments)
+
+
+def _link(url: str, label: str) -> str:
+    return f'<a href="{html.escape(url)}">{html.escape(label)}</a>'
+
+
+async def _email_link(
+    registrant: Registrant,
+    contact: Contact,
+    webinar: Webinar,
+    session: WebinarSession | None,
+    now: datetime,
+    *,
+    new: bool,
+) -> bool:
+    """Email the personal link if the limits allow; whether it was handed to the mailer."""
+    if contact.suppressed_at is not None:
+        return False  # the address bounced or complained: mail to it does not arrive
+    if not await _claim_send(registrant, now):
+        return False
+    try:
+        url = join_url(await _usable_token(registrant))
+        message = await _compose_link_email(registrant, contact, webinar, session, url, new=new)
+        await mail.send_now(
+            to=address(contact.name, contact.email) if contact.name else contact.email,
+            subject=message.subject,
+            text=message.text,
+            html=message.html,
+            attachments=message.attachments,
+        )
+    except Exception:
+        # The registration stands: the thank-you page shows the link, and asking again resends.
+        log.exception(
+            "registration email failed",
+            extra={"registrant_id": registrant.id, "webinar_id": webinar.id},
+        )
+        return False
+    return True
