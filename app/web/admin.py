@@ -18,7 +18,7 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import audit, auth, team, workspace
+from app.services import audit, auth, schedules, team, workspace
 from app.services.permissions import ROLE_DESCRIPTIONS, Permission, assignable_roles, can
 from app.web.access import client_ip, staff_route, staff_user
 from app.web.forms import form_fields
@@ -71,38 +71,10 @@ async def dashboard(request: Request) -> Response:
     )
 
 
-@staff_route(Permission.VIEW_WEBINARS)
-async def webinars(request: Request) -> Response:
-    """Every webinar with its status and recording."""
-    rows = await Webinar.all().order_by("-created_at").prefetch_related("video")
-    counts = {w.id: await Registrant.filter(webinar_id=w.id).count() for w in rows}
-    return render(
-        request,
-        "admin/webinars.html",
-        {
-            "webinars": rows,
-            "registrations": counts,
-            "active": "/admin/webinars",
-        },
-    )
-
-
 @staff_route(Permission.VIEW_SESSIONS)
 async def sessions(request: Request) -> Response:
-    """Upcoming and recent sessions across webinars."""
-    now = auth.utcnow()
-    upcoming = (
-        await WebinarSession.filter(starts_at__gte=now)
-        .order_by("starts_at")
-        .limit(100)
-        .prefetch_related("webinar")
-    )
-    past = (
-        await WebinarSession.filter(starts_at__lt=now)
-        .order_by("-starts_at")
-        .limit(50)
-        .prefetch_related("webinar")
-    )
+    """Stored sessions of every webinar: upcoming first, then recent past, with registrations."""
+    upcoming, past = await schedules.session_overview(auth.utcnow())
     return render(
         request,
         "admin/sessions.html",

@@ -1,7 +1,8 @@
 """`/media/...`: published video files for players, from local disk or S3. Never the uploads.
 
-Only keys under `videos/` with a known media extension are served; sources under `uploads/`
-and anything else in the store answer 404, as do hidden and half-written names.
+Only keys under `videos/` with a known media extension are served, and the editor's public
+images (`images/<random>.<ext>`, never rewritten, so cached for a year); sources under
+`uploads/` and anything else in the store answer 404, as do hidden and half-written names.
 
 - Local storage: the file itself, with its content type and HTTP range requests (206).
 - S3 with a public or CDN base URL: a redirect there (players then resolve relative URIs
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from app.services.images import IMAGE_PREFIX, is_image_key
 from app.services.storage import build_storage
 from app.settings import Settings, get_settings
 from media.playlist import resolve, rewrite_image_references, rewrite_uris
@@ -40,6 +42,7 @@ from media.thumbnails import VTT_NAME
 PUBLISHED_PREFIX = "videos/"
 PLAYLIST_CACHE = "no-cache"  # a master playlist may be rewritten in place (subtitles)
 FILE_CACHE = "public, max-age=86400"
+IMAGE_CACHE = "public, max-age=31536000, immutable"  # a new image always gets a new key
 SIGNED_CACHE = "private, max-age=300"
 
 
@@ -55,7 +58,11 @@ def current_storage() -> Storage:
 
 def published_key(raw: str) -> str | None:
     """The storage key of a published media file named in a URL, or None if it may not be served."""
-    if not raw.startswith(PUBLISHED_PREFIX) or content_type_for(raw) is None:
+    if raw.startswith(IMAGE_PREFIX):
+        # Only the flat images/<random>.<ext> keys the image service writes, nothing deeper.
+        if not is_image_key(raw) or not (content_type_for(raw) or "").startswith("image/"):
+            return None
+    elif not raw.startswith(PUBLISHED_PREFIX) or content_type_for(raw) is None:
         return None
     try:
         key = clean_key(raw)
@@ -101,6 +108,8 @@ async def serve(request: Request) -> Response:
         if not path.is_file():
             raise _not_found()
         cache = PLAYLIST_CACHE if key.endswith(".m3u8") else FILE_CACHE
+        if key.startswith(IMAGE_PREFIX):
+            cache = IMAGE_CACHE
         return FileResponse(path, media_type=kind, headers={"Cache-Control": cache})
     ttl = get_settings().media_url_ttl_seconds
     if needs_signing(key) and isinstance(storage, S3Storage) and not storage.public_base_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from functools import lru_cache
@@ -25,6 +26,14 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MAX_FORM_BYTES = 2 * 1024 * 1024
+# Multipart forms may carry images (the webinar editor: logo, cover, presenter photos of up to
+# 5 MB each); the handlers check each file's own limit.
+MAX_MULTIPART_BYTES = 32 * 1024 * 1024
+# The public registration form is exempt from CSRF checks: it must work inside an iframe on
+# another site, where browsers do not send our SameSite cookie. Forging it gains an attacker
+# nothing (it changes no signed-in state, anyone may register); its honeypot and per-client
+# limits are what stand against abuse.
+CSRF_EXEMPT_PATHS = re.compile(r"/w/[^/]+/register")
 
 
 def media_origins(settings: Settings) -> list[str]:
@@ -67,6 +76,12 @@ def build_csp(settings: Settings) -> str:
             "frame-ancestors 'none'",
         ]
     )
+
+
+@lru_cache(maxsize=8)
+def framable_csp(settings: Settings) -> str:
+    """The CSP of pages made to be framed by any site (the embeddable registration form)."""
+    return build_csp(settings).replace("frame-ancestors 'none'", "frame-ancestors *")
 
 
 def is_https(scope: Scope) -> bool:
@@ -146,8 +161,11 @@ class SecurityHeadersMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                # A page whose own CSP lets others frame it must not be denied by the old header.
+                framable = "frame-ancestors *" in headers.get("content-security-policy", "")
                 for name, value in wanted.items():
-                    headers.setdefault(name, value)
+                    if not (framable and name == "X-Frame-Options"):
+                        headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -195,8 +213,10 @@ class CSRFMiddleware:
         state["csrf_secret"] = secret
         state["csrf_token"] = csrf_token_for(secret)
 
-        if scope["method"] not in SAFE_METHODS and not scope["path"].startswith(
-            self.exempt_prefixes
+        if (
+            scope["method"] not in SAFE_METHODS
+            and not scope["path"].startswith(self.exempt_prefixes)
+            and not CSRF_EXEMPT_PATHS.fullmatch(scope["path"])
         ):
             body, problem = await self._verify(scope, receive, secret, fresh)
             if problem:
@@ -230,7 +250,9 @@ class CSRFMiddleware:
         if not supplied and content_type.startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
-            body, too_large = await _read_body(receive, MAX_FORM_BYTES)
+            multipart = content_type.startswith("multipart/form-data")
+            limit = MAX_MULTIPART_BYTES if multipart else MAX_FORM_BYTES
+            body, too_large = await _read_body(receive, limit)
             if too_large:
                 return None, "too_large"
             request = Request(scope, _replay(body))

@@ -5,7 +5,19 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.web import admin, auth_pages, captions, media_files, media_pages, pages, uploads
+from app.web import (
+    admin,
+    auth_pages,
+    captions,
+    join_pages,
+    landing,
+    media_files,
+    media_pages,
+    pages,
+    schedule_admin,
+    uploads,
+    webinar_admin,
+)
 from app.web.templating import STATIC
 
 GET = ["GET"]
@@ -33,7 +45,37 @@ def build_routes() -> list[BaseRoute]:
         Route("/account/2fa/recovery-codes", auth_pages.recovery_codes_renew, methods=POST),
         # Admin
         Route("/admin", admin.dashboard, methods=GET),
-        Route("/admin/webinars", admin.webinars, methods=GET),
+        # The webinar editor
+        Route("/admin/webinars", webinar_admin.webinar_list, methods=GET),
+        Route("/admin/webinars/new", webinar_admin.webinar_new, methods=FORM),
+        Route("/admin/webinars/{webinar_id:int}", webinar_admin.webinar_edit, methods=FORM),
+        Route(
+            "/admin/webinars/{webinar_id:int}/preview", webinar_admin.webinar_preview, methods=POST
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/publish", webinar_admin.webinar_publish, methods=POST
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/unpublish",
+            webinar_admin.webinar_unpublish,
+            methods=POST,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/duplicate",
+            webinar_admin.webinar_duplicate,
+            methods=POST,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/archive", webinar_admin.webinar_archive, methods=POST
+        ),
+        Route("/admin/webinars/{webinar_id:int}/share", webinar_admin.webinar_share, methods=GET),
+        # The schedule tab: anyone who sees webinars may look, editors may change it.
+        Route(
+            "/admin/webinars/{webinar_id:int}/schedule", schedule_admin.schedule_page, methods=GET
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/schedule", schedule_admin.schedule_save, methods=POST
+        ),
         Route("/admin/media", media_pages.media, methods=GET),
         Route("/admin/media/status", media_pages.video_status, methods=GET),
         Route("/admin/media/{video_id:int}", media_pages.video_page, methods=GET),
@@ -71,6 +113,15 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/settings", admin.settings_page, methods=FORM),
         Route("/admin/settings/security", admin.settings_security, methods=POST),
         Route("/admin/audit", admin.audit_log, methods=GET),
+        # Public webinar pages. theme.css comes before /w/{slug}, which would otherwise take it.
+        Route("/w/theme.css", landing.theme_css, methods=GET),
+        Route("/w/{slug}", landing.landing_page, methods=GET),
+        Route("/w/{slug}/register", landing.register, methods=POST),
+        Route("/w/{slug}/embed", landing.embed_page, methods=GET),
+        # A registrant's own pages, reached through the personal token of their link.
+        Route("/j/{token}/registered", join_pages.thanks, methods=GET),
+        Route("/j/{token}/calendar.ics", join_pages.calendar_file, methods=GET),
+        Route("/j/{token}", join_pages.join, methods=GET),
         # Published video files only (local disk, or signed S3 playlists); never uploads.
         Route("/media/{key:path}", media_files.serve, methods=GET),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
