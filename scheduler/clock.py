@@ -10,7 +10,7 @@ from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app import db
-from app.services import auth, uploads
+from app.services import auth, delivery, uploads
 from app.settings import Settings, get_settings
 from scheduler.transcoder import TranscodeWorker
 
@@ -31,6 +31,13 @@ async def expire_uploads() -> None:
         log.info("dropped abandoned uploads", extra={"removed": removed})
 
 
+async def send_due_emails() -> None:
+    """Send the planned emails that are due (confirmations within seconds of registering)."""
+    outcome = await delivery.deliver_due(auth.utcnow())
+    if outcome:
+        log.info("emails delivered", extra={"outcome": {str(k): v for k, v in outcome.items()}})
+
+
 def build_scheduler(
     settings: Settings | None = None, *, worker: TranscodeWorker | None = None
 ) -> AsyncIOScheduler:
@@ -43,6 +50,13 @@ def build_scheduler(
     )
     scheduler.add_job(purge_expired_sessions, "interval", minutes=10, id="purge_expired_sessions")
     scheduler.add_job(expire_uploads, "interval", minutes=15, id="expire_uploads")
+    scheduler.add_job(
+        send_due_emails,
+        "interval",
+        seconds=settings.email_interval_seconds,
+        id="send_due_emails",
+        next_run_time=auth.utcnow(),
+    )
     # The tick only starts a background drain; the transcode itself outlives it.
     scheduler.add_job(
         worker.tick,

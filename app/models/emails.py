@@ -28,6 +28,7 @@ class PlannedEmail(Model):
     registrant: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "encore.Registrant", related_name="emails", null=True, on_delete=fields.CASCADE
     )
+    registrant_id: int | None
     due_at = fields.DatetimeField(db_index=True)
     state = fields.CharEnumField(EmailState, max_length=16, default=EmailState.SCHEDULED)
     message_id = fields.CharField(max_length=255, unique=True)

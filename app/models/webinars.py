@@ -125,6 +125,7 @@ class Webinar(Model):
     video: fields.ForeignKeyNullableRelation[Video] = fields.ForeignKeyField(
         "encore.Video", related_name="webinars", null=True, on_delete=fields.SET_NULL
     )
+    video_id: int | None
     theme: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     landing: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     registration_fields: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)

@@ -24,6 +24,7 @@ from tortoise.exceptions import IntegrityError
 from app.i18n import format_when, gettext, language_or_default, zone_label
 from app.models import (
     Contact,
+    PlannedEmail,
     Registrant,
     RegistrationAttempt,
     Webinar,
@@ -38,7 +39,7 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
-from app.services import calendar, contacts, crypto, mail, sessions
+from app.services import calendar, contacts, crypto, delivery, sessions
 from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
 from app.settings import get_settings
 from emails.message import Attachment, address
@@ -64,6 +65,7 @@ ATTEMPT_KEEP = timedelta(days=1)
 PRUNE_ONE_IN = 16
 CLIENT_PURPOSE = "registration client"
 ON_DEMAND_TRIES = 100
+LINK_EMAIL = "join_link"
 # Bidirectional overrides reorder text on screen: in a name they only serve to mislead.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
@@ -152,7 +154,8 @@ async def register(
     UTC day, so nobody can flood someone else's inbox through the form. The registrant keeps
     a session that is still to come or running; one that is over, closed or gone is replaced
     by the newly chosen session. The email tells the time of whichever session they hold.
-    A failure to send the email never loses the registration (`link_emailed` is then False).
+    The email is planned as a row that the scheduler sends within seconds (see
+    `app.services.delivery`); `link_emailed` tells whether one was planned.
     """
     language = language_or_default(webinar.language)
     rules = await sessions.load_rules(webinar)
@@ -175,15 +178,19 @@ async def register(
     )
     registrant = await Registrant.get_or_none(contact_id=contact.id, webinar_id=webinar.id)
     token: str | None = None
+    session: WebinarSession | None = None
     if registrant is None:
-        registrant, token = await _create_registrant(
+        registrant, token, session = await _create_registrant(
             webinar, contact, parsed, now, utm=utm or {}, referrer=referrer
         )
     if token is None:
-        await _keep_or_replace_session(registrant, webinar, parsed, now)
-    await registrant.fetch_related("contact", "webinar", "session")
-    session = _session_of(registrant)
-    emailed = await _email_link(registrant, contact, webinar, session, now, new=token is not None)
+        session = await _keep_or_replace_session(registrant, webinar, parsed, now)
+    # The related rows are at hand: no need to read them back.
+    registrant.contact = contact
+    registrant.webinar = webinar
+    if session is not None:
+        registrant.session = session
+    emailed = await _plan_link_email(registrant, contact, webinar, now, new=token is not None)
     return Registered(
         registrant=registrant,
         session=session,
@@ -488,8 +495,8 @@ async def _create_registrant(
     *,
     utm: Mapping[str, str],
     referrer: str,
-) -> tuple[Registrant, str | None]:
-    """A new registrant and its token; (the existing one, None) if another request won."""
+) -> tuple[Registrant, str | None, WebinarSession | None]:
+    """A new registrant, its token and session; (the existing one, None, None) if another won."""
     session = await _session_for(webinar, parsed.choice, now)
     token = crypto.new_token()
     try:
@@ -508,8 +515,8 @@ async def _create_registrant(
     except IntegrityError:
         # The same address registered concurrently: one registrant, and it is theirs.
         await _drop_unused(session)
-        return await Registrant.get(contact_id=contact.id, webinar_id=webinar.id), None
-    return registrant, token
+        return await Registrant.get(contact_id=contact.id, webinar_id=webinar.id), None, None
+    return registrant, token, session
 
 
 async def _is_over(session: WebinarSession, webinar: Webinar, now: datetime) -> bool:
@@ -520,13 +527,16 @@ async def _is_over(session: WebinarSession, webinar: Webinar, now: datetime) -> 
 
 async def _keep_or_replace_session(
     registrant: Registrant, webinar: Webinar, parsed: _Form, now: datetime
-) -> None:
-    """Give a returning registrant the newly chosen session if theirs is over or gone."""
+) -> WebinarSession | None:
+    """Give a returning registrant the newly chosen session if theirs is over or gone.
+
+    Returns the session they hold afterwards.
+    """
     current = None
     if registrant.session_id is not None:
         current = await WebinarSession.get_or_none(id=registrant.session_id)
     if current is not None and not await _is_over(current, webinar, now):
-        return
+        return current
     session = await _session_for(webinar, parsed.choice, now)
     # Conditional: if a concurrent request already moved them, its choice stands.
     query = Registrant.filter(id=registrant.id)
@@ -538,6 +548,11 @@ async def _keep_or_replace_session(
     if not moved:
         await _drop_unused(session)
     await registrant.refresh_from_db()
+    if registrant.session_id == session.id:
+        return session
+    if registrant.session_id is None:
+        return None
+    return await WebinarSession.get_or_none(id=registrant.session_id)
 
 
 def _session_of(registrant: Registrant) -> WebinarSession | None:
@@ -679,35 +694,49 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{html.escape(url)}">{html.escape(label)}</a>'
 
 
-async def _email_link(
-    registrant: Registrant,
-    contact: Contact,
-    webinar: Webinar,
-    session: WebinarSession | None,
-    now: datetime,
-    *,
-    new: bool,
+async def _plan_link_email(
+    registrant: Registrant, contact: Contact, webinar: Webinar, now: datetime, *, new: bool
 ) -> bool:
-    """Email the personal link if the limits allow; whether it was handed to the mailer."""
+    """Plan the email with the personal link if the limits allow; whether it was planned."""
     if contact.suppressed_at is not None:
         return False  # the address bounced or complained: mail to it does not arrive
     if not await _claim_send(registrant, now):
         return False
-    try:
-        url = join_url(await _usable_token(registrant))
-        message = await _compose_link_email(registrant, contact, webinar, session, url, new=new)
-        await mail.send_now(
-            to=address(contact.name, contact.email) if contact.name else contact.email,
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
-            attachments=message.attachments,
-        )
-    except Exception:
-        # The registration stands: the thank-you page shows the link, and asking again resends.
-        log.exception(
-            "registration email failed",
-            extra={"registrant_id": registrant.id, "webinar_id": webinar.id},
-        )
-        return False
+    await delivery.plan(
+        LINK_EMAIL,
+        to_email=contact.email,
+        due_at=now,
+        registrant_id=registrant.id,
+        context={"new": new},
+    )
     return True
+
+
+@delivery.renderer(LINK_EMAIL)
+async def _render_link_email(row: PlannedEmail, now: datetime) -> delivery.Rendered:
+    """The confirmation (or the link again) as it reads when it is sent."""
+    registrant = await Registrant.get_or_none(id=row.registrant_id).prefetch_related(
+        "contact", "webinar", "session"
+    )
+    if registrant is None:
+        return delivery.Rendered(skip="the registration was deleted")
+    contact = registrant.contact
+    webinar = registrant.webinar
+    assert isinstance(contact, Contact)
+    assert isinstance(webinar, Webinar)
+    if contact.suppressed_at is not None:
+        return delivery.Rendered(skip="the address is suppressed")
+    session = _session_of(registrant)
+    if session is None:
+        return delivery.Rendered(skip="the registrant has no session")
+    url = join_url(await _usable_token(registrant))
+    message = await _compose_link_email(
+        registrant, contact, webinar, session, url, new=bool(row.context.get("new"))
+    )
+    return delivery.Rendered(
+        to=address(contact.name, contact.email) if contact.name else contact.email,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        attachments=message.attachments,
+    )

@@ -51,7 +51,7 @@ from app.schedule.rules import (
     MAX_UPCOMING,
     WEEKDAYS,
 )
-from app.services import audit, crypto, mail, sessions
+from app.services import audit, crypto, mail, registration, sessions
 from app.services.content import FormErrors
 from app.settings import get_settings
 
@@ -694,9 +694,11 @@ async def _save_schedule(webinar: Webinar, data: ScheduleInput) -> Schedule:
 
 async def _follow_emails(move: Move, target: WebinarSession | None, now: datetime) -> None:
     """Planned emails move with their registrant; any that would now go out late are cancelled."""
+    # The email with the join link is not tied to the session's time: it reads the registrant's
+    # session when it is sent, so it stays as planned.
     planned = await PlannedEmail.filter(
         registrant_id=move.registrant_id, state=EmailState.SCHEDULED
-    )
+    ).exclude(kind=registration.LINK_EMAIL)
     for email in planned:
         # Conditional on the state: an email the scheduler has just claimed is not touched.
         pending = PlannedEmail.filter(id=email.id, state=EmailState.SCHEDULED)

@@ -222,7 +222,7 @@ async def test_a_full_form_is_saved_and_read_back(
     assert saved.title == "Customer onboarding"
     assert saved.slug == "onboarding"
     assert saved.language == "de"
-    assert saved.video_id == video.id  # type: ignore[attr-defined]
+    assert saved.video_id == video.id
     theme = content.theme_from(saved.theme)
     assert (theme.template, theme.primary, theme.background, theme.font) == (
         "split",

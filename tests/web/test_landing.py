@@ -27,7 +27,7 @@ from app.models import (
     WebinarSession,
     WebinarStatus,
 )
-from app.services import auth, content
+from app.services import auth, content, delivery
 from app.settings import ROOT, Settings
 from app.web.landing import landing_response, mask_email
 from app.web.public_templating import environment
@@ -424,6 +424,7 @@ async def test_registration_end_to_end(client: httpx.AsyncClient, mailer: Memory
     assert registrant.answers["company"] == "Analytical Engines"
     session = await WebinarSession.get(id=registrant.session_id)
     assert session.starts_at == _start()
+    await delivery.deliver_due(auth.utcnow())
     assert len(mailer.sent) == 1
 
     thanks = await client.get(location)
@@ -509,6 +510,7 @@ async def test_registering_twice_shows_a_masked_address_not_the_link(
     assert token not in again.text
     assert "/j/" not in again.text
     assert await Registrant.all().count() == 1
+    await delivery.deliver_due(auth.utcnow())
     assert len(mailer.sent) == 1
 
 
@@ -523,6 +525,7 @@ async def test_registering_twice_later_emails_the_link_again(
     assert (
         "Wir haben Ihnen Ihren persönlichen Teilnahmelink erneut an a•••@example.com" in again.text
     )
+    await delivery.deliver_due(auth.utcnow())
     assert len(mailer.sent) == 2
 
 
