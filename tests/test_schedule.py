@@ -32,6 +32,7 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
+from app.schedule.slots import _jit_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -1201,3 +1202,45 @@ def test_slot_exists_in_the_viewers_zone_for_attendee_local() -> None:
 def test_slot_exists_wants_an_instant() -> None:
     with pytest.raises(ValueError, match="aware"):
         slot_exists(make(repeat="daily", times=["10:00"]), datetime(2026, 6, 1, 10))
+
+
+def _next_jit_by_brute_force(rules: ScheduleRules, now: datetime) -> Slot | None:
+    """Every grid slot of five local days around `now`, the earliest offered one."""
+    assert rules.jit is not None
+    zone = rules.zone_for(None)
+    earliest = now + rules.jit.lead
+    first = earliest.astimezone(zone).date() - timedelta(days=2)
+    candidates = [
+        slot
+        for offset in range(5)
+        for slot in _jit_day(rules, zone, first + timedelta(days=offset))
+        if slot.starts_at >= earliest and slot.starts_at > now + rules.cutoff
+    ]
+    return min(candidates, key=lambda slot: slot.starts_at, default=None)
+
+
+@pytest.mark.parametrize(
+    ("zone", "around"),
+    [
+        ("Europe/Berlin", "2026-03-29T01:00+00:00"),  # spring forward
+        ("Europe/Berlin", "2026-10-25T00:00+00:00"),  # fall back
+        ("America/New_York", "2026-11-01T05:00+00:00"),
+        ("Australia/Lord_Howe", "2026-04-04T14:30+00:00"),  # a half-hour fall back
+        ("Asia/Kathmandu", "2026-06-01T18:00+00:00"),
+        ("Pacific/Kiritimati", "2026-12-31T09:00+00:00"),
+    ],
+)
+@pytest.mark.parametrize("every", [15, 30, 60])
+def test_the_fast_just_in_time_search_matches_checking_every_slot(
+    zone: str, around: str, every: int
+) -> None:
+    rules = make(
+        timezone=zone,
+        repeat="daily",
+        jit={"every_minutes": every, "lead_minutes": 5},
+        hours={"opens": "01:00", "closes": "23:00"},
+    )
+    start = at(around) - timedelta(hours=4)
+    for step in range(0, 8 * 60, 7):
+        now = start + timedelta(minutes=step)
+        assert next_jit_slot(rules, now) == _next_jit_by_brute_force(rules, now), now

@@ -13,6 +13,9 @@ from .rules import Kind, ScheduleRules, require_aware
 # How far ahead to look before giving up; bounds the work for rules that rarely match.
 HORIZON_DAYS = 5 * 366
 JIT_HORIZON_DAYS = 366
+# More than any clock change since 2012 (the largest today are 2 hours); the day-long jumps
+# of Kiritimati (1995) and Samoa (2011) are history that no schedule starts in.
+JIT_SHIFT_MARGIN = timedelta(hours=3)
 
 
 class SlotKind(StrEnum):
@@ -87,6 +90,11 @@ def next_jit_slot(
     open_after = now + rules.cutoff
     # Start a day early: around a fall-back hour local dates and instants do not line up.
     first_day = earliest.astimezone(zone).date() - timedelta(days=1)
+    # Wall times this far before the earliest offered instant cannot be offered: no zone
+    # shifts its clock by more than this in one transition, so skipping them changes nothing
+    # and spares computing every grid slot of the day.
+    skip_before = (max(earliest, open_after) - JIT_SHIFT_MARGIN).astimezone(zone)
+    skip_before_wall = skip_before.replace(tzinfo=None)
     best: Slot | None = None
     for offset in range(JIT_HORIZON_DAYS):
         day = first_day + timedelta(days=offset)
@@ -94,7 +102,9 @@ def next_jit_slot(
             break
         if best is not None and day > best.wall.date() + timedelta(days=1):
             break
-        for slot in _jit_day(rules, zone, day):
+        for slot in _jit_day(rules, zone, day, skip_before_wall):
+            if best is not None and slot.starts_at > best.starts_at + JIT_SHIFT_MARGIN:
+                break  # later walls only run later, give or take one clock change
             offered = slot.starts_at >= earliest and slot.starts_at > open_after
             if offered and (best is None or slot.starts_at < best.starts_at):
                 best = slot
@@ -193,12 +203,16 @@ def _recurring_slots(
     return found
 
 
-def _jit_day(rules: ScheduleRules, zone: ZoneInfo, day: date) -> Iterator[Slot]:
+def _jit_day(
+    rules: ScheduleRules, zone: ZoneInfo, day: date, skip_before: datetime | None = None
+) -> Iterator[Slot]:
     assert rules.jit is not None
     if not rules.allows_date(day):
         return
     for minute in range(0, 24 * 60, rules.jit.every):
         wall = datetime.combine(day, time(minute // 60, minute % 60))
+        if skip_before is not None and wall < skip_before:
+            continue
         if rules.hours is not None and not rules.hours.contains(wall.time()):
             continue
         # Only real clock readings: a gap has no grid slots, a repeated hour has both passes,

@@ -170,13 +170,18 @@ async def register(
             {"form": _t(language, "We could not accept this registration. Please try again.")}
         )
     parsed = await _parse(webinar, rules, form, now, language)
-    contact, _ = await contacts.get_or_create_contact(
+    contact, new_contact = await contacts.get_or_create_contact(
         email=parsed.email,
         name=parsed.name,
         phone=parsed.phone,
         company_domain=contacts.email_domain(parsed.email),
     )
-    registrant = await Registrant.get_or_none(contact_id=contact.id, webinar_id=webinar.id)
+    # A contact created just now has no registrations (a concurrent twin is caught on insert).
+    registrant = (
+        None
+        if new_contact
+        else await Registrant.get_or_none(contact_id=contact.id, webinar_id=webinar.id)
+    )
     token: str | None = None
     session: WebinarSession | None = None
     if registrant is None:
@@ -190,7 +195,9 @@ async def register(
     registrant.webinar = webinar
     if session is not None:
         registrant.session = session
-    emailed = await _plan_link_email(registrant, contact, webinar, now, new=token is not None)
+    emailed = await _plan_link_email(
+        registrant, contact, webinar, now, new=token is not None, counted=token is not None
+    )
     return Registered(
         registrant=registrant,
         session=session,
@@ -211,13 +218,12 @@ async def _count_attempt(client: str, now: datetime, language: str) -> None:
         {"form": _t(language, "Too many registrations from your network. Please try again later.")},
         429,
     )
-    # A request refused here is not recorded, so a client that keeps trying is let in again
-    # an hour after its last counted attempt, and the table cannot grow without bound.
-    if await recent.count() >= limit:
-        raise refused
+    # Recorded first, then counted: of requests arriving together the earliest `limit` go
+    # through. A refused request is not kept, so a client that keeps trying is let in again an
+    # hour after its last counted attempt, and the table cannot grow without bound.
     attempt = await RegistrationAttempt.create(client_hash=client_hash, at=now)
-    # Requests arriving together all pass the first count: the earliest `limit` go through.
     if await recent.filter(id__lte=attempt.id).count() > limit:
+        await attempt.delete()
         raise refused
     if secrets.randbelow(PRUNE_ONE_IN) == 0:
         await prune_attempts(now)
@@ -511,6 +517,10 @@ async def _create_registrant(
             answers=parsed.answers,
             utm={key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)},
             referrer=_clip(referrer, REFERRER_MAX),
+            # The first email is recorded with the row (it is planned right after, unless the
+            # address is suppressed, when no email would be sent again anyway).
+            link_sent_at=now if contact.suppressed_at is None else None,
+            link_sends=1 if contact.suppressed_at is None else 0,
         )
     except IntegrityError:
         # The same address registered concurrently: one registrant, and it is theirs.
@@ -695,12 +705,21 @@ def _link(url: str, label: str) -> str:
 
 
 async def _plan_link_email(
-    registrant: Registrant, contact: Contact, webinar: Webinar, now: datetime, *, new: bool
+    registrant: Registrant,
+    contact: Contact,
+    webinar: Webinar,
+    now: datetime,
+    *,
+    new: bool,
+    counted: bool,
 ) -> bool:
-    """Plan the email with the personal link if the limits allow; whether it was planned."""
+    """Plan the email with the personal link if the limits allow; whether it was planned.
+
+    `counted`: a new registrant was stored with this first send already recorded.
+    """
     if contact.suppressed_at is not None:
         return False  # the address bounced or complained: mail to it does not arrive
-    if not await _claim_send(registrant, now):
+    if not counted and not await _claim_send(registrant, now):
         return False
     await delivery.plan(
         LINK_EMAIL,

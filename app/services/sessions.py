@@ -106,6 +106,8 @@ async def seat_for(
     from_chosen = [slot for slot in candidates if slot.starts_at >= chosen]
     if not from_chosen or from_chosen[0].starts_at != chosen:
         return None  # not a start we offer (any more): the visitor must pick again
+    if rules.capacity is None:
+        return from_chosen[0]  # no limit: no need to count anyone
     counts = await registered_counts(webinar, [slot.starts_at for slot in from_chosen])
     return choose_session_with_capacity(from_chosen, counts, rules.capacity)
 
