@@ -17,6 +17,7 @@ from app import db
 from app.models import Role, StaffUser
 from app.services import mail, team
 from app.settings import Settings, load_settings, use_settings
+from app.web.page_cache import landing_pages
 from emails import MemoryMailer
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -101,6 +102,14 @@ async def database(settings: Settings) -> AsyncIterator[Settings]:
         yield settings
     finally:
         await db.close_db()
+
+
+@pytest.fixture(autouse=True)
+def fresh_page_cache() -> Iterator[None]:
+    """No landing page rendered by an earlier test is served to this one."""
+    landing_pages.clear()
+    yield
+    landing_pages.clear()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from app.services import auth, content, registration, sessions
 from app.settings import get_settings
 from app.web import access
 from app.web.middleware import framable_csp
+from app.web.page_cache import landing_pages
 from app.web.public_templating import not_found, render_public
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -355,15 +356,20 @@ def _respond(
 
 
 async def _get_page(request: Request, *, embed: bool) -> Response:
-    webinar = await published_webinar(request.path_params["slug"])
+    slug = request.path_params["slug"]
+    referrer = _outside_referrer(request)
+    # Everything the page depends on besides the stored webinar and the time: see page_cache.
+    key = (slug, embed, str(request.query_params), referrer)
+    cached = landing_pages.get(key)
+    if cached is not None:
+        return cached
+    webinar = await published_webinar(slug)
     if webinar is None:
         return not_found(request)
     query = request.query_params
     zone = _zone_from(query.get("tz"))
-    form = FormState(
-        values={}, errors={}, utm=_utm_from(query), referrer=_outside_referrer(request)
-    )
-    return await _render_page(
+    form = FormState(values={}, errors={}, utm=_utm_from(query), referrer=referrer)
+    response = await _render_page(
         request,
         webinar,
         form=form,
@@ -371,6 +377,8 @@ async def _get_page(request: Request, *, embed: bool) -> Response:
         explicit_zone="tz" in query,
         embed=embed,
     )
+    landing_pages.put(key, response)
+    return response
 
 
 async def landing_page(request: Request) -> Response:

@@ -22,6 +22,7 @@ from app.services.content import FormErrors
 from app.services.permissions import Permission, can
 from app.services.sessions import rules_of
 from app.web.access import client_ip, staff_route, staff_user
+from app.web.page_cache import landing_pages
 from app.web.templating import render, render_error
 
 ACTIVE = "/admin/webinars"
@@ -267,6 +268,7 @@ async def schedule_save(request: Request) -> Response:
         query["moved"] = len(done.moved)
     if done.notified:
         query["notified"] = len(done.notified)
+    landing_pages.clear()  # visitors see the new times at once
     return RedirectResponse(
         f"/admin/webinars/{webinar.id}/schedule?{urlencode(query)}", status_code=303
     )

@@ -24,6 +24,7 @@ from app.web import landing
 from app.web.access import client_ip, staff_route, staff_user
 from app.web.forms import form_fields
 from app.web.media_files import current_storage
+from app.web.page_cache import landing_pages
 from app.web.templating import render, render_error
 from media.storage import StorageError
 
@@ -212,6 +213,7 @@ async def webinar_edit(request: Request) -> Response:
         return await _editor(
             request, webinar, draft, errors=errors.errors, error=summary, status=400
         )
+    landing_pages.clear()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=saved", status_code=303)
 
 
@@ -244,6 +246,7 @@ async def webinar_publish(request: Request) -> Response:
     except webinars.WebinarError as exc:
         draft = await webinars.editor_draft(webinar)
         return await _editor(request, webinar, draft, error=str(exc), status=409)
+    landing_pages.clear()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=published", status_code=303)
 
 
@@ -254,6 +257,7 @@ async def webinar_unpublish(request: Request) -> Response:
     if webinar is None:
         return _missing(request)
     await webinars.unpublish(webinar, actor=staff_user(request), ip=client_ip(request))
+    landing_pages.clear()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=unpublished", status_code=303)
 
 
@@ -264,6 +268,7 @@ async def webinar_archive(request: Request) -> Response:
     if webinar is None:
         return _missing(request)
     await webinars.archive(webinar, actor=staff_user(request), ip=client_ip(request))
+    landing_pages.clear()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=archived", status_code=303)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from babel.messages.pofile import read_po
 from icalendar import Calendar
 from jinja2.ext import extract_from_ast
 from starlette.requests import Request
+from starlette.responses import HTMLResponse
 
 from app import i18n
 from app.models import (
@@ -30,6 +32,7 @@ from app.models import (
 from app.services import auth, content, delivery
 from app.settings import ROOT, Settings
 from app.web.landing import landing_response, mask_email
+from app.web.page_cache import PageCache, landing_pages
 from app.web.public_templating import environment
 from emails import MemoryMailer
 
@@ -763,3 +766,44 @@ def test_mask_email() -> None:
     assert mask_email("ada@example.com") == "a•••@example.com"
     assert mask_email("x@y.org") == "x•••@y.org"
     assert mask_email("broken") == "•••"
+
+
+async def test_landing_pages_are_shared_briefly_and_dropped_after_an_edit(
+    client: httpx.AsyncClient,
+) -> None:
+    webinar = await make_webinar()
+    first = await client.get("/w/growth-101?tz=Asia/Tokyo")
+    assert first.status_code == 200
+    assert len(landing_pages) == 1
+    # A change that did not go through this process's editor shows after the short TTL.
+    await Webinar.filter(id=webinar.id).update(title="Renamed elsewhere")
+    again = await client.get("/w/growth-101?tz=Asia/Tokyo")
+    assert again.text == first.text
+    assert again.headers["content-type"] == first.headers["content-type"]
+    assert 'name="csrf_token"' not in again.text
+    # Another zone, another page; an edit drops them all.
+    other = await client.get("/w/growth-101?tz=Europe/Berlin")
+    assert "Renamed elsewhere" in other.text
+    landing_pages.clear()
+    assert "Renamed elsewhere" in (await client.get("/w/growth-101?tz=Asia/Tokyo")).text
+    # Pages that are not a plain 200 are never kept.
+    await Webinar.filter(id=webinar.id).update(status=WebinarStatus.DRAFT)
+    landing_pages.clear()
+    assert (await client.get("/w/growth-101")).status_code == 404
+    assert len(landing_pages) == 0
+
+
+def test_the_page_cache_expires_and_stays_bounded() -> None:
+    cache = PageCache(ttl=0.05, size=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, HTMLResponse(f"<p>{key}</p>"))
+    assert cache.get("a") is None  # the least recently used went first
+    hit = cache.get("c")
+    assert hit is not None
+    assert hit.body == b"<p>c</p>"
+    assert hit.headers["content-length"] == "8"
+    assert hit.headers["content-type"].startswith("text/html")
+    clock.sleep(0.06)
+    assert cache.get("c") is None
+    cache.put("d", HTMLResponse("no", status_code=422))
+    assert cache.get("d") is None

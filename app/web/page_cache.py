@@ -1,0 +1,81 @@
+"""A short-lived cache of rendered public landing pages, so that a crowd arriving at once is cheap.
+
+A landing page is the same for every visitor who asks with the same URL (zone, UTM values)
+and arrives from the same referrer: it holds no cookie, token or personal value. Rendering
+it takes a few database reads and a template; serving it from here takes a dictionary look-up.
+
+Entries live for `TTL_SECONDS`. Edits made in this process (the webinar editor, the schedule
+tab, publishing) drop every entry at once; other web processes show an edit within the TTL.
+Offered sessions may therefore be shown up to that long after their registration cut-off; the
+registration itself always checks against the current schedule and answers clearly if the
+time is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+TTL_SECONDS = 5.0
+MAX_ENTRIES = 512
+# Headers that belong to one response on the wire, not to the page.
+_PER_RESPONSE = frozenset({b"content-length", b"date", b"server", b"set-cookie"})
+
+
+@dataclass(frozen=True)
+class _Entry:
+    expires: float
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+class PageCache:
+    """Rendered pages by key, each kept for a few seconds, the least recently used dropped."""
+
+    def __init__(self, ttl: float = TTL_SECONDS, size: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+
+    def get(self, key: Hashable) -> Response | None:
+        """A fresh copy of the cached response, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        response = Response(status_code=entry.status)
+        response.body = entry.body
+        response.raw_headers = [(b"content-length", str(len(entry.body)).encode()), *entry.headers]
+        return response
+
+    def put(self, key: Hashable, response: Response) -> None:
+        """Keep a rendered 200 response (anything else is never cached)."""
+        if response.status_code != 200 or not isinstance(response.body, bytes):
+            return
+        headers = tuple(
+            (name, value) for name, value in response.raw_headers if name not in _PER_RESPONSE
+        )
+        self._entries[key] = _Entry(
+            time.monotonic() + self.ttl, response.status_code, response.body, headers
+        )
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every page (after an edit)."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+landing_pages = PageCache()
