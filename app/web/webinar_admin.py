@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -253,23 +254,25 @@ async def webinar_publish(request: Request) -> Response:
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_unpublish(request: Request) -> Response:
     """Take the landing page offline (back to draft)."""
-    webinar = await _webinar(request)
-    if webinar is None:
-        return _missing(request)
-    await webinars.unpublish(webinar, actor=staff_user(request), ip=client_ip(request))
-    landing_pages.clear()  # visitors see the change at once
-    return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=unpublished", status_code=303)
+    return await _change(request, webinars.unpublish, "unpublished")
 
 
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_archive(request: Request) -> Response:
     """Archive a webinar."""
+    return await _change(request, webinars.archive, "archived")
+
+
+async def _change(
+    request: Request, change: Callable[..., Awaitable[object]], notice: str
+) -> Response:
+    """Apply a state change that cannot be refused, then show the editor with a notice."""
     webinar = await _webinar(request)
     if webinar is None:
         return _missing(request)
-    await webinars.archive(webinar, actor=staff_user(request), ip=client_ip(request))
+    await change(webinar, actor=staff_user(request), ip=client_ip(request))
     landing_pages.clear()  # visitors see the change at once
-    return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=archived", status_code=303)
+    return RedirectResponse(f"/admin/webinars/{webinar.id}?notice={notice}", status_code=303)
 
 
 @staff_route(Permission.EDIT_WEBINARS)
