@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -78,5 +79,10 @@ def _fernet() -> Fernet:
 
 
 def _derive(info: bytes) -> bytes:
-    secret = get_settings().resolved_secret_key.encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+    return _derive_from(get_settings().resolved_secret_key, info)
+
+
+@lru_cache(maxsize=32)
+def _derive_from(secret: str, info: bytes) -> bytes:
+    # Cached by secret: a changed SECRET_KEY derives anew.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret.encode())

@@ -39,7 +39,7 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
-from app.services import calendar, contacts, crypto, delivery, sessions
+from app.services import calendar, contacts, crypto, delivery, intake, sessions
 from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
 from app.settings import get_settings
 from emails.message import Attachment, address
@@ -163,13 +163,23 @@ async def register(
         raise RegistrationError(
             {"form": _t(language, "This webinar is not open for registration.")}, 404
         )
-    await _count_attempt(client, now, language)
     if _value(form, "website").strip():
         # A field people never see: a bot filled it in. Say nothing that helps it adapt.
+        await _count_attempt(client, now, language)
         raise RegistrationError(
             {"form": _t(language, "We could not accept this registration. Please try again.")}
         )
-    parsed = await _parse(webinar, rules, form, now, language)
+    try:
+        parsed = await _parse(webinar, rules, form, now, language)
+    except RegistrationError:
+        await _count_attempt(client, now, language)  # too many attempts outranks the errors
+        raise
+    utm = utm or {}
+    if parsed.choice.slot is not None and parsed.choice.capacity is None:
+        fast = await _register_new_person(webinar, parsed, client, now, utm, referrer, language)
+        if fast is not None:
+            return fast
+    await _count_attempt(client, now, language)
     contact, new_contact = await contacts.get_or_create_contact(
         email=parsed.email,
         name=parsed.name,
@@ -186,7 +196,7 @@ async def register(
     session: WebinarSession | None = None
     if registrant is None:
         registrant, token, session = await _create_registrant(
-            webinar, contact, parsed, now, utm=utm or {}, referrer=referrer
+            webinar, contact, parsed, now, utm=utm, referrer=referrer
         )
     if token is None:
         session = await _keep_or_replace_session(registrant, webinar, parsed, now)
@@ -210,14 +220,18 @@ async def register(
 # --- limits ------------------------------------------------------------------------------------
 
 
+def _too_many(language: str) -> RegistrationError:
+    return RegistrationError(
+        {"form": _t(language, "Too many registrations from your network. Please try again later.")},
+        429,
+    )
+
+
 async def _count_attempt(client: str, now: datetime, language: str) -> None:
     client_hash = crypto.sign(client, CLIENT_PURPOSE)
     limit = get_settings().registrations_per_client_hour
     recent = RegistrationAttempt.filter(client_hash=client_hash, at__gt=now - ATTEMPT_WINDOW)
-    refused = RegistrationError(
-        {"form": _t(language, "Too many registrations from your network. Please try again later.")},
-        429,
-    )
+    refused = _too_many(language)
     # Recorded first, then counted: of requests arriving together the earliest `limit` go
     # through. A refused request is not kept, so a client that keeps trying is let in again an
     # hour after its last counted attempt, and the table cannot grow without bound.
@@ -504,29 +518,97 @@ async def _create_registrant(
 ) -> tuple[Registrant, str | None, WebinarSession | None]:
     """A new registrant, its token and session; (the existing one, None, None) if another won."""
     session = await _session_for(webinar, parsed.choice, now)
-    token = crypto.new_token()
+    registrant, token = _new_registrant(
+        webinar, parsed, now, utm=utm, referrer=referrer, emailed=contact.suppressed_at is None
+    )
+    registrant.contact_id = contact.id
+    registrant.session_id = session.id
     try:
-        registrant = await Registrant.create(
-            contact_id=contact.id,
-            webinar_id=webinar.id,
-            session_id=session.id,
-            join_token_hash=crypto.hash_token(token),
-            join_token_sealed=crypto.seal(token),
-            timezone=parsed.zone.key,
-            language=language_or_default(webinar.language),
-            answers=parsed.answers,
-            utm={key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)},
-            referrer=_clip(referrer, REFERRER_MAX),
-            # The first email is recorded with the row (it is planned right after, unless the
-            # address is suppressed, when no email would be sent again anyway).
-            link_sent_at=now if contact.suppressed_at is None else None,
-            link_sends=1 if contact.suppressed_at is None else 0,
-        )
+        await registrant.save()
     except IntegrityError:
         # The same address registered concurrently: one registrant, and it is theirs.
         await _drop_unused(session)
         return await Registrant.get(contact_id=contact.id, webinar_id=webinar.id), None, None
     return registrant, token, session
+
+
+def _new_registrant(
+    webinar: Webinar,
+    parsed: _Form,
+    now: datetime,
+    *,
+    utm: Mapping[str, str],
+    referrer: str,
+    emailed: bool,
+) -> tuple[Registrant, str]:
+    """An unsaved registrant (without contact and session) and its new join token."""
+    token = crypto.new_token()
+    registrant = Registrant(
+        webinar_id=webinar.id,
+        join_token_hash=crypto.hash_token(token),
+        join_token_sealed=crypto.seal(token),
+        timezone=parsed.zone.key,
+        language=language_or_default(webinar.language),
+        answers=parsed.answers,
+        utm={key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)},
+        referrer=_clip(referrer, REFERRER_MAX),
+        # The first email is recorded with the row (it is planned right after, unless the
+        # address is suppressed, when no email would be sent again anyway).
+        link_sent_at=now if emailed else None,
+        link_sends=1 if emailed else 0,
+    )
+    return registrant, token
+
+
+async def _register_new_person(
+    webinar: Webinar,
+    parsed: _Form,
+    client: str,
+    now: datetime,
+    utm: Mapping[str, str],
+    referrer: str,
+    language: str,
+) -> Registered | None:
+    """Register a new address through the group commit; None when it must go one by one."""
+    slot = parsed.choice.slot
+    assert slot is not None
+    registrant, token = _new_registrant(
+        webinar, parsed, now, utm=utm, referrer=referrer, emailed=True
+    )
+    item = intake.NewRegistration(
+        client_hash=crypto.sign(client, CLIENT_PURPOSE),
+        limit=get_settings().registrations_per_client_hour,
+        window_start=now - ATTEMPT_WINDOW,
+        now=now,
+        contact=Contact(
+            email=parsed.email,
+            name=parsed.name[:NAME_MAX],
+            phone=parsed.phone,
+            company_domain=contacts.email_domain(parsed.email),
+        ),
+        registrant=registrant,
+        webinar_id=webinar.id,
+        starts_at=slot.starts_at,
+        session_kind=sessions.kind_of(slot),
+        email_kind=LINK_EMAIL,
+    )
+    outcome = await intake.intake().submit(item)
+    if outcome is intake.Outcome.LIMITED:
+        raise _too_many(language)
+    if outcome is not intake.Outcome.STORED:
+        return None
+    if secrets.randbelow(PRUNE_ONE_IN) == 0:
+        await prune_attempts(now)
+    registrant.contact = item.contact
+    registrant.webinar = webinar
+    registrant.session = item.session
+    return Registered(
+        registrant=registrant,
+        session=item.session,
+        token=token,
+        created=True,
+        link_emailed=True,
+    )
 
 
 async def _is_over(session: WebinarSession, webinar: Webinar, now: datetime) -> bool:

@@ -112,12 +112,16 @@ async def seat_for(
     return choose_session_with_capacity(from_chosen, counts, rules.capacity)
 
 
+def kind_of(slot: Slot) -> str:
+    """The kind of the session row that stores a slot."""
+    return "jit" if slot.kind is SlotKind.JIT else "scheduled"
+
+
 async def session_for_slot(
     webinar: Webinar, slot: Slot, *, capacity: int | None = None
 ) -> WebinarSession:
     """The stored session of a slot, created on first use (safe under concurrent calls)."""
-    kind = "jit" if slot.kind is SlotKind.JIT else "scheduled"
-    return await _get_or_create(webinar, slot.starts_at, kind, capacity)
+    return await _get_or_create(webinar, slot.starts_at, kind_of(slot), capacity)
 
 
 async def on_demand_session(webinar: Webinar, now: datetime) -> WebinarSession:

@@ -29,7 +29,7 @@ from app.models import (
     WebinarSession,
     WebinarStatus,
 )
-from app.services import crypto, delivery, mail, registration
+from app.services import crypto, delivery, intake, mail, registration
 from app.services.registration import Registered, RegistrationError
 from app.settings import Settings, use_settings
 from emails import SendError
@@ -901,3 +901,68 @@ def test_every_message_has_a_german_translation() -> None:
     for message in messages:
         placeholders = set(re.findall(r"\{(\w+)\}", message))
         assert set(re.findall(r"\{(\w+)\}", german.gettext(message))) == placeholders, message
+
+
+# --- group commit --------------------------------------------------------------------------------
+
+
+async def test_a_crowd_is_written_in_a_few_batches(
+    database: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_settings(database.model_copy(update={"registrations_per_client_hour": 1000}))
+    webinar = await make_webinar()
+    sizes: list[int] = []
+    store = intake.store
+
+    async def counting(batch: list[intake.NewRegistration]) -> list[intake.Outcome]:
+        sizes.append(len(batch))
+        return await store(batch)
+
+    monkeypatch.setattr(intake, "store", counting)
+    emails = [f"crowd{i}@example.com" for i in range(40)]
+    # The same address twice in the crowd: one registrant, the second told it is registered.
+    results = await asyncio.gather(
+        *(register(webinar, form(email=email)) for email in [*emails, emails[0]])
+    )
+    assert sum(sizes) == 41
+    assert len(sizes) < 10
+    assert sum(result.created for result in results) == 40
+    assert len({result.registrant.id for result in results}) == 40
+    assert await Registrant.all().count() == 40
+    assert await Contact.all().count() == 40
+    assert await WebinarSession.all().count() == 1
+    assert await RegistrationAttempt.all().count() == 41
+    assert await PlannedEmail.filter(kind=registration.LINK_EMAIL).count() == 40
+    for result in results:
+        assert result.session is not None
+        assert result.registrant.session_id == result.session.id
+        if result.token is not None:
+            found = await registration.find_by_token(result.token)
+            assert found is not None
+            assert found.id == result.registrant.id
+            assert found.contact.email == result.registrant.contact.email
+    assert len(await outbox()) == 40
+
+
+async def test_a_failed_batch_loses_nobody(
+    database: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webinar = await make_webinar()
+    real = PlannedEmail.bulk_create
+    failures = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        failures.append(1)
+        raise RuntimeError("the database went away for a moment")
+
+    monkeypatch.setattr(PlannedEmail, "bulk_create", broken)
+    results = await asyncio.gather(
+        *(register(webinar, form(email=f"late{i}@example.com")) for i in range(5))
+    )
+    monkeypatch.setattr(PlannedEmail, "bulk_create", real)
+    assert failures
+    # The batch rolled back as a whole; each form was then stored one by one.
+    assert all(result.created for result in results)
+    assert await Registrant.all().count() == 5
+    assert await PlannedEmail.all().count() == 5
+    assert await WebinarSession.all().count() == 1

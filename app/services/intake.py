@@ -1,0 +1,214 @@
+"""Group commit for new registrations: many forms, one transaction.
+
+A crowd registering at once (a webinar announced in a newsletter) would otherwise cost about
+nine statements and a commit per person. Here each web process keeps one queue: the first
+valid form starts a writer, forms that arrive while it writes wait for the next batch, and a
+batch stores every new person in a handful of statements in one transaction, whatever its
+size. Each request is answered when its batch has committed, so nothing is acknowledged that
+is not stored.
+
+Only the plain case goes this way: an address this database has never seen, registering for a
+scheduled session without a capacity. Everything else (a returning address, the same address
+twice in one batch, a session with seats to count, watching on demand, a batch that fails) is
+answered `FALLBACK`, and the caller takes the careful one-by-one path, which handles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from app.models import Contact, PlannedEmail, Registrant, RegistrationAttempt, WebinarSession
+from app.services import delivery
+
+log = logging.getLogger("encore.intake")
+
+MAX_BATCH = 256
+
+
+class Outcome(Enum):
+    """What became of one submitted registration."""
+
+    STORED = "stored"
+    LIMITED = "limited"  # the client has used up its registrations for now
+    FALLBACK = "fallback"  # not stored here: take the one-by-one path
+
+
+@dataclass
+class NewRegistration:
+    """A valid form for a new person, as unsaved rows; ids are filled in when stored."""
+
+    client_hash: str
+    limit: int
+    window_start: datetime
+    now: datetime
+    contact: Contact
+    registrant: Registrant  # everything but contact_id and session_id
+    webinar_id: int
+    starts_at: datetime
+    session_kind: str
+    email_kind: str
+    session: WebinarSession | None = None
+
+
+class Intake:
+    """One queue per event loop; the writer drains it in batches."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[NewRegistration, asyncio.Future[Outcome]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: NewRegistration) -> Outcome:
+        """Queue one registration and wait until its batch is written."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        # Shielded: a visitor who closes the tab does not undo a registration being written.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            items = [item for item, _ in batch]
+            try:
+                outcomes = await store(items)
+            except Exception:
+                log.exception("a batch of registrations failed", extra={"size": len(items)})
+                outcomes = [Outcome.FALLBACK] * len(items)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+
+_intakes: dict[asyncio.AbstractEventLoop, Intake] = {}
+
+
+def intake() -> Intake:
+    """The queue of the running event loop."""
+    loop = asyncio.get_running_loop()
+    found = _intakes.get(loop)
+    if found is None:
+        for other in [known for known in _intakes if known.is_closed()]:
+            del _intakes[other]
+        found = _intakes[loop] = Intake()
+    return found
+
+
+async def store(batch: list[NewRegistration]) -> list[Outcome]:
+    """Write a batch in one transaction; the outcome of each item, in order."""
+    outcomes = [Outcome.FALLBACK] * len(batch)
+    first_of_address: dict[str, int] = {}
+    for index, item in enumerate(batch):
+        first_of_address.setdefault(item.contact.email, index)
+    async with in_transaction():
+        known: set[Any] = set(
+            await Contact.filter(email__in=list(first_of_address)).values_list("email", flat=True)
+        )
+        fresh = [index for email, index in first_of_address.items() if email not in known]
+        admitted = await _admit(batch, fresh, outcomes)
+        if not admitted:
+            return outcomes
+        await _attach_sessions([batch[index] for index in admitted])
+        await Contact.bulk_create([batch[i].contact for i in admitted], ignore_conflicts=True)
+        contact_ids: dict[str, int] = dict(
+            await Contact.filter(email__in=[batch[i].contact.email for i in admitted]).values_list(
+                "email", "id"
+            )
+        )
+        for index in admitted:
+            item = batch[index]
+            item.contact.id = contact_ids[item.contact.email]
+            item.contact._saved_in_db = True
+            item.registrant.contact_id = item.contact.id
+            assert item.session is not None
+            item.registrant.session_id = item.session.id
+        # A conflict here means the address registered in another process meanwhile.
+        await Registrant.bulk_create([batch[i].registrant for i in admitted], ignore_conflicts=True)
+        registrant_ids: dict[str, int] = dict(
+            await Registrant.filter(
+                join_token_hash__in=[batch[i].registrant.join_token_hash for i in admitted]
+            ).values_list("join_token_hash", "id")
+        )
+        stored = [i for i in admitted if batch[i].registrant.join_token_hash in registrant_ids]
+        emails = []
+        for index in stored:
+            item = batch[index]
+            item.registrant.id = registrant_ids[item.registrant.join_token_hash]
+            item.registrant._saved_in_db = True
+            emails.append(
+                PlannedEmail(
+                    kind=item.email_kind,
+                    to_email=item.contact.email,
+                    registrant_id=item.registrant.id,
+                    due_at=item.now,
+                    message_id=delivery.new_message_id(),
+                    context={"new": True},
+                )
+            )
+            outcomes[index] = Outcome.STORED
+        await PlannedEmail.bulk_create(emails)
+    return outcomes
+
+
+async def _admit(
+    batch: list[NewRegistration], fresh: list[int], outcomes: list[Outcome]
+) -> list[int]:
+    """Apply the per-client limits in arrival order; record the attempts let through."""
+    if not fresh:
+        return []
+    hashes = sorted({batch[i].client_hash for i in fresh})
+    since = min(batch[i].window_start for i in fresh)
+    rows: list[dict[str, Any]] = (
+        await RegistrationAttempt.filter(client_hash__in=hashes, at__gt=since)
+        .annotate(attempts=Count("id"))
+        .group_by("client_hash")
+        .values("client_hash", "attempts")
+    )
+    used = {row["client_hash"]: int(row["attempts"]) for row in rows}
+    admitted = []
+    for index in fresh:
+        item = batch[index]
+        if used.get(item.client_hash, 0) >= item.limit:
+            outcomes[index] = Outcome.LIMITED
+            continue
+        used[item.client_hash] = used.get(item.client_hash, 0) + 1
+        admitted.append(index)
+    await RegistrationAttempt.bulk_create(
+        [RegistrationAttempt(client_hash=batch[i].client_hash, at=batch[i].now) for i in admitted]
+    )
+    return admitted
+
+
+async def _attach_sessions(items: list[NewRegistration]) -> None:
+    """The stored session of each item's slot, created for the first registrant."""
+    wanted = {(item.webinar_id, item.starts_at, item.session_kind) for item in items}
+
+    async def load() -> dict[tuple[int, datetime, str], WebinarSession]:
+        found: dict[tuple[int, datetime, str], WebinarSession] = {}
+        for webinar_id in {key[0] for key in wanted}:
+            starts = [key[1] for key in wanted if key[0] == webinar_id]
+            for row in await WebinarSession.filter(webinar_id=webinar_id, starts_at__in=starts):
+                found[(webinar_id, row.starts_at, row.kind)] = row
+        return found
+
+    sessions = await load()
+    missing = wanted - sessions.keys()
+    if missing:
+        await WebinarSession.bulk_create(
+            [
+                WebinarSession(webinar_id=webinar_id, starts_at=starts_at, kind=kind)
+                for webinar_id, starts_at, kind in sorted(missing)
+            ],
+            ignore_conflicts=True,
+        )
+        sessions = await load()
+    for item in items:
+        item.session = sessions[(item.webinar_id, item.starts_at, item.session_kind)]
