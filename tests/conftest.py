@@ -17,7 +17,7 @@ from app import db
 from app.models import Role, StaffUser
 from app.services import mail, team
 from app.settings import Settings, load_settings, use_settings
-from app.web.page_cache import landing_pages
+from app.web import page_cache
 from emails import MemoryMailer
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -107,9 +107,9 @@ async def database(settings: Settings) -> AsyncIterator[Settings]:
 @pytest.fixture(autouse=True)
 def fresh_page_cache() -> Iterator[None]:
     """No landing page rendered by an earlier test is served to this one."""
-    landing_pages.clear()
+    page_cache.forget_all()
     yield
-    landing_pages.clear()
+    page_cache.forget_all()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
-from app.schedule.slots import _jit_day
+from app.schedule.slots import _jit_day, _upcoming
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -1244,3 +1244,23 @@ def test_the_fast_just_in_time_search_matches_checking_every_slot(
     for step in range(0, 8 * 60, 7):
         now = start + timedelta(minutes=step)
         assert next_jit_slot(rules, now) == _next_jit_by_brute_force(rules, now), now
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_remembered_upcoming_sessions_match_computing_them_afresh(backwards: bool) -> None:
+    rules = make(
+        timezone="America/New_York",
+        repeat="weekdays",
+        times=["10:00", "16:00"],
+        jit={"every_minutes": 15, "lead_minutes": 5},
+        hours={"opens": "08:00", "closes": "20:00"},
+        cutoff_minutes=30,
+        upcoming_count=4,
+    )
+    start = at("2026-11-01T04:00+00:00")  # the night New York falls back
+    steps = [start + timedelta(minutes=7 * n, seconds=n % 5) for n in range(400)]
+    for now in reversed(steps) if backwards else steps:
+        for zone in (None, ZoneInfo("Asia/Kathmandu")):
+            assert upcoming_sessions(rules, now, viewer_zone=zone) == _upcoming(
+                rules, now, rules.upcoming_count, zone
+            ), now

@@ -164,6 +164,7 @@ class Schedule(Model):
     webinar: fields.OneToOneRelation[Webinar] = fields.OneToOneField(
         "encore.Webinar", related_name="schedule", on_delete=fields.CASCADE
     )
+    webinar_id: int
     kind = fields.CharField(max_length=16, default="recurring")
     timezone = fields.CharField(max_length=64, default="UTC")
     attendee_local = fields.BooleanField(default=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,6 +17,12 @@ JIT_HORIZON_DAYS = 366
 # More than any clock change since 2012 (the largest today are 2 hours); the day-long jumps
 # of Kiritimati (1995) and Samoa (2011) are history that no schedule starts in.
 JIT_SHIFT_MARGIN = timedelta(hours=3)
+UPCOMING_CACHE_SIZE = 512
+# Also bounds how long an answer is kept when sessions far ahead could still join it.
+UPCOMING_CACHE_MAX = timedelta(minutes=1)
+_UPCOMING: OrderedDict[
+    tuple[ScheduleRules, int, ZoneInfo | None], tuple[datetime, datetime, tuple[Slot, ...]]
+] = OrderedDict()
 
 
 class SlotKind(StrEnum):
@@ -66,6 +73,35 @@ def upcoming_sessions(
     wanted = rules.upcoming_count if count is None else count
     if wanted < 1 or rules.kind is Kind.ON_DEMAND:
         return []
+    # The answer stays the same until one of its sessions closes for registration (later
+    # ones only join the list then), so it is remembered for that long; every visitor and
+    # registration of a webinar asks the same question many times a second.
+    key = (rules, wanted, viewer_zone)
+    known = _UPCOMING.get(key)
+    if known is not None and known[0] <= now < known[1]:
+        return list(known[2])
+    found = _upcoming(rules, now, wanted, viewer_zone)
+    _UPCOMING[key] = (now, _unchanged_until(rules, now, found), tuple(found))
+    _UPCOMING.move_to_end(key)
+    while len(_UPCOMING) > UPCOMING_CACHE_SIZE:
+        _UPCOMING.popitem(last=False)
+    return found
+
+
+def _unchanged_until(rules: ScheduleRules, now: datetime, found: list[Slot]) -> datetime:
+    """The first instant after `now` at which `_upcoming` could answer differently."""
+    until = now + UPCOMING_CACHE_MAX
+    for slot in found:
+        closes = slot.starts_at - rules.cutoff  # offered while now < starts_at - cutoff
+        if slot.kind is SlotKind.JIT and rules.jit is not None:
+            closes = min(closes, slot.starts_at - rules.jit.lead)
+        until = min(until, closes)
+    return until
+
+
+def _upcoming(
+    rules: ScheduleRules, now: datetime, wanted: int, viewer_zone: ZoneInfo | None
+) -> list[Slot]:
     zone = rules.zone_for(viewer_zone)
     open_after = now + rules.cutoff
     if rules.kind is Kind.SPECIFIC:

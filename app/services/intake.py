@@ -8,9 +8,11 @@ size. Each request is answered when its batch has committed, so nothing is ackno
 is not stored.
 
 Only the plain case goes this way: an address this database has never seen, registering for a
-scheduled session without a capacity. Everything else (a returning address, the same address
-twice in one batch, a session with seats to count, watching on demand, a batch that fails) is
-answered `FALLBACK`, and the caller takes the careful one-by-one path, which handles it.
+scheduled session without a capacity that the current rules still offer (checked again in the
+batch against the database: the form was checked against rules read a moment earlier).
+Everything else (a returning address, the same address twice in one batch, a session with
+seats to count, watching on demand, an edit in between, a batch that fails) is answered
+`FALLBACK`, and the caller takes the careful one-by-one path, which handles it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from app.models import Contact, PlannedEmail, Registrant, RegistrationAttempt, WebinarSession
-from app.services import delivery
+from app.models import (
+    Contact,
+    PlannedEmail,
+    Registrant,
+    RegistrationAttempt,
+    Schedule,
+    Webinar,
+    WebinarSession,
+    WebinarStatus,
+)
+from app.schedule import ScheduleRuleError, ScheduleRules, slot_exists
+from app.services import delivery, sessions
 
 log = logging.getLogger("encore.intake")
 
@@ -54,6 +67,7 @@ class NewRegistration:
     webinar_id: int
     starts_at: datetime
     session_kind: str
+    viewer_zone: ZoneInfo
     email_kind: str
     session: WebinarSession | None = None
 
@@ -113,6 +127,7 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
             await Contact.filter(email__in=list(first_of_address)).values_list("email", flat=True)
         )
         fresh = [index for email, index in first_of_address.items() if email not in known]
+        fresh = await _still_offered(batch, fresh)
         admitted = await _admit(batch, fresh, outcomes)
         if not admitted:
             return outcomes
@@ -156,6 +171,36 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
             outcomes[index] = Outcome.STORED
         await PlannedEmail.bulk_create(emails)
     return outcomes
+
+
+async def _still_offered(batch: list[NewRegistration], fresh: list[int]) -> list[int]:
+    """The items whose session is still offered as the database says now.
+
+    The form was checked against rules that may be a few seconds old; an edit or an
+    unpublish since then sends the item the one-by-one way, which reads everything afresh.
+    """
+    ids = {batch[index].webinar_id for index in fresh}
+    published = await Webinar.filter(id__in=ids, status=WebinarStatus.PUBLISHED).values_list(
+        "id", flat=True
+    )
+    rules: dict[int, ScheduleRules] = {}
+    for schedule in await Schedule.filter(webinar_id__in=list(published)):
+        try:
+            rules[schedule.webinar_id] = sessions.rules_of(schedule)
+        except ScheduleRuleError:
+            continue
+    kept = []
+    for index in fresh:
+        item = batch[index]
+        current = rules.get(item.webinar_id)
+        if (
+            current is not None
+            and current.capacity is None
+            and item.starts_at - current.cutoff > item.now
+            and slot_exists(current, item.starts_at, viewer_zone=item.viewer_zone)
+        ):
+            kept.append(index)
+    return kept
 
 
 async def _admit(

@@ -146,8 +146,13 @@ async def register(
     now: datetime,
     utm: Mapping[str, str] | None = None,
     referrer: str = "",
+    rules: ScheduleRules | None = None,
 ) -> Registered:
     """Register the person of a public form for a webinar session; raises RegistrationError.
+
+    `webinar` and `rules` may be a few seconds old (the web process keeps them briefly): a new
+    registration is checked again when its batch is stored, and anything that has to go one
+    by one reads both afresh.
 
     An address registers once per webinar. Registering again returns the same registrant
     (token None) and emails the personal link again, at most every 10 minutes and 5 times a
@@ -158,11 +163,8 @@ async def register(
     `app.services.delivery`); `link_emailed` tells whether one was planned.
     """
     language = language_or_default(webinar.language)
-    rules = await sessions.load_rules(webinar)
-    if webinar.status != WebinarStatus.PUBLISHED or rules is None:
-        raise RegistrationError(
-            {"form": _t(language, "This webinar is not open for registration.")}, 404
-        )
+    snapshot = rules is not None
+    rules = _open_rules(webinar, rules or await sessions.load_rules(webinar), language)
     if _value(form, "website").strip():
         # A field people never see: a bot filled it in. Say nothing that helps it adapt.
         await _count_attempt(client, now, language)
@@ -179,6 +181,11 @@ async def register(
         fast = await _register_new_person(webinar, parsed, client, now, utm, referrer, language)
         if fast is not None:
             return fast
+        if snapshot:
+            # One by one from here, against the webinar and schedule as they are now.
+            await webinar.refresh_from_db()
+            rules = _open_rules(webinar, await sessions.load_rules(webinar), language)
+            parsed = await _parse(webinar, rules, form, now, language)
     await _count_attempt(client, now, language)
     contact, new_contact = await contacts.get_or_create_contact(
         email=parsed.email,
@@ -218,6 +225,15 @@ async def register(
 
 
 # --- limits ------------------------------------------------------------------------------------
+
+
+def _open_rules(webinar: Webinar, rules: ScheduleRules | None, language: str) -> ScheduleRules:
+    """The rules of a webinar open for registration; 404 when it is not."""
+    if webinar.status != WebinarStatus.PUBLISHED or rules is None:
+        raise RegistrationError(
+            {"form": _t(language, "This webinar is not open for registration.")}, 404
+        )
+    return rules
 
 
 def _too_many(language: str) -> RegistrationError:
@@ -590,6 +606,7 @@ async def _register_new_person(
         webinar_id=webinar.id,
         starts_at=slot.starts_at,
         session_kind=sessions.kind_of(slot),
+        viewer_zone=parsed.zone,
         email_kind=LINK_EMAIL,
     )
     outcome = await intake.intake().submit(item)

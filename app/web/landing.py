@@ -27,7 +27,7 @@ from app.services import auth, content, registration, sessions
 from app.settings import get_settings
 from app.web import access
 from app.web.middleware import framable_csp
-from app.web.page_cache import landing_pages
+from app.web.page_cache import landing_pages, registration_targets
 from app.web.public_templating import not_found, render_public
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -447,11 +447,25 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else "•••"
 
 
+async def _registration_target(slug: str) -> tuple[Webinar, ScheduleRules | None] | None:
+    """The published webinar and its rules, read at most every few seconds per process."""
+    known = registration_targets.get(slug)
+    if known is not None:
+        return known
+    webinar = await published_webinar(slug)
+    if webinar is None:
+        return None  # not kept: it may be published any moment
+    target = (webinar, await sessions.load_rules(webinar))
+    registration_targets.put(slug, target)
+    return target
+
+
 async def register(request: Request) -> Response:
     """`POST /w/{slug}/register`: register, then the thank-you page (or the form with errors)."""
-    webinar = await published_webinar(request.path_params["slug"])
-    if webinar is None:
+    target = await _registration_target(request.path_params["slug"])
+    if target is None:
         return not_found(request)
+    webinar, rules = target
     form = await _read_form(request)
     if form is None:
         message = i18n.gettext(webinar.language, "This form submission is too large.")
@@ -467,6 +481,7 @@ async def register(request: Request) -> Response:
             now=auth.utcnow(),
             utm=utm,
             referrer=referrer,
+            rules=rules,
         )
     except registration.RegistrationError as error:
         if error.status == 404:

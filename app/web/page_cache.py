@@ -1,4 +1,4 @@
-"""A short-lived cache of rendered public landing pages, so that a crowd arriving at once is cheap.
+"""Short-lived caches of public pages and of what registration reads, so a crowd is cheap.
 
 A landing page is the same for every visitor who asks with the same URL (zone, UTM values)
 and arrives from the same referrer: it holds no cookie, token or personal value. Rendering
@@ -17,11 +17,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from starlette.responses import Response
 
+from app.models import Webinar
+from app.schedule import ScheduleRules
+
+T = TypeVar("T")
+
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 512
+# The webinar and schedule a registration form is checked against; the stored batch checks
+# again against the database, so this only spares the reads of each single request.
+TARGET_TTL_SECONDS = 2.0
 # Headers that belong to one response on the wire, not to the page.
 _PER_RESPONSE = frozenset({b"content-length", b"date", b"server", b"set-cookie"})
 
@@ -78,4 +87,40 @@ class PageCache:
         return len(self._entries)
 
 
+class Snapshots(Generic[T]):
+    """Values by key, each kept for a few seconds (for reads that many requests repeat)."""
+
+    def __init__(self, ttl: float, size: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+
+    def get(self, key: Hashable) -> T | None:
+        """The value if it is still fresh, else None."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, value: T) -> None:
+        """Keep a value for the TTL."""
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+
 landing_pages = PageCache()
+registration_targets: Snapshots[tuple[Webinar, ScheduleRules | None]] = Snapshots(
+    TARGET_TTL_SECONDS
+)
+
+
+def forget_all() -> None:
+    """Drop every cached page and snapshot (after an edit in this process)."""
+    landing_pages.clear()
+    registration_targets.clear()

@@ -21,8 +21,8 @@ from app.services import auth, schedules
 from app.services.content import FormErrors
 from app.services.permissions import Permission, can
 from app.services.sessions import rules_of
+from app.web import page_cache
 from app.web.access import client_ip, staff_route, staff_user
-from app.web.page_cache import landing_pages
 from app.web.templating import render, render_error
 
 ACTIVE = "/admin/webinars"
@@ -268,7 +268,7 @@ async def schedule_save(request: Request) -> Response:
         query["moved"] = len(done.moved)
     if done.notified:
         query["notified"] = len(done.notified)
-    landing_pages.clear()  # visitors see the new times at once
+    page_cache.forget_all()  # visitors see the new times at once
     return RedirectResponse(
         f"/admin/webinars/{webinar.id}/schedule?{urlencode(query)}", status_code=303
     )

@@ -21,11 +21,10 @@ from app.services import content, webinars
 from app.services.images import ACCEPT_ATTRIBUTE, MAX_IMAGE_BYTES, ImageUpload
 from app.services.permissions import Permission, can
 from app.settings import get_settings
-from app.web import landing
+from app.web import landing, page_cache
 from app.web.access import client_ip, staff_route, staff_user
 from app.web.forms import form_fields
 from app.web.media_files import current_storage
-from app.web.page_cache import landing_pages
 from app.web.templating import render, render_error
 from media.storage import StorageError
 
@@ -214,7 +213,7 @@ async def webinar_edit(request: Request) -> Response:
         return await _editor(
             request, webinar, draft, errors=errors.errors, error=summary, status=400
         )
-    landing_pages.clear()  # visitors see the change at once
+    page_cache.forget_all()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=saved", status_code=303)
 
 
@@ -247,7 +246,7 @@ async def webinar_publish(request: Request) -> Response:
     except webinars.WebinarError as exc:
         draft = await webinars.editor_draft(webinar)
         return await _editor(request, webinar, draft, error=str(exc), status=409)
-    landing_pages.clear()  # visitors see the change at once
+    page_cache.forget_all()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice=published", status_code=303)
 
 
@@ -271,7 +270,7 @@ async def _change(
     if webinar is None:
         return _missing(request)
     await change(webinar, actor=staff_user(request), ip=client_ip(request))
-    landing_pages.clear()  # visitors see the change at once
+    page_cache.forget_all()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice={notice}", status_code=303)
 
 

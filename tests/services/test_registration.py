@@ -29,7 +29,7 @@ from app.models import (
     WebinarSession,
     WebinarStatus,
 )
-from app.services import crypto, delivery, intake, mail, registration
+from app.services import crypto, delivery, intake, mail, registration, sessions
 from app.services.registration import Registered, RegistrationError
 from app.settings import Settings, use_settings
 from emails import SendError
@@ -966,3 +966,21 @@ async def test_a_failed_batch_loses_nobody(
     assert await Registrant.all().count() == 5
     assert await PlannedEmail.all().count() == 5
     assert await WebinarSession.all().count() == 1
+
+
+async def test_rules_read_a_moment_ago_are_checked_again_when_stored(database: Settings) -> None:
+    webinar = await make_webinar()
+    stale = await sessions.load_rules(webinar)
+    assert stale is not None
+    # The editor moved the daily session to 16:00 since those rules were read.
+    await Schedule.filter(webinar_id=webinar.id).update(
+        rules={"repeat": "daily", "times": ["16:00"]}
+    )
+    error = await refused(webinar, form(), rules=stale)
+    assert error.errors == {"session": "That time is no longer available. Please pick another."}
+    await assert_nothing_stored()
+    # Unpublished since: the webinar is closed, whatever the snapshot says.
+    await Schedule.filter(webinar_id=webinar.id).update(rules=DAILY)
+    await Webinar.filter(id=webinar.id).update(status=WebinarStatus.DRAFT)
+    assert (await refused(webinar, form(), rules=stale)).status == 404
+    await assert_nothing_stored()

@@ -807,3 +807,16 @@ def test_the_page_cache_expires_and_stays_bounded() -> None:
     assert cache.get("c") is None
     cache.put("d", HTMLResponse("no", status_code=422))
     assert cache.get("d") is None
+
+
+async def test_a_webinar_unpublished_a_moment_ago_takes_no_more_registrations(
+    client: httpx.AsyncClient,
+) -> None:
+    webinar = await make_webinar()
+    first = await client.post("/w/growth-101/register", data=_form())
+    assert first.status_code == 303
+    # Unpublished from another process: this one still holds the webinar for a moment.
+    await Webinar.filter(id=webinar.id).update(status=WebinarStatus.DRAFT)
+    again = await client.post("/w/growth-101/register", data=_form(email="grace@example.com"))
+    assert again.status_code == 404
+    assert await Registrant.all().count() == 1
