@@ -156,6 +156,10 @@ async def test_each_event_type_previews_and_a_moved_registrant_keeps_the_link(
         await page.get_by_label("Just-in-time sessions").check()
         await expect(jit_every).to_be_visible()
         await jit_every.select_option("30")
+        # Off the half-hour grid, so that no just-in-time start can coincide with a daily one
+        # (which would then be offered once, as the scheduled session), whatever the time now.
+        await page.get_by_label("Time 1", exact=True).fill("10:10")
+        await page.get_by_label("Time 2", exact=True).fill("18:40")
         await page.get_by_label("Also show times for a visitor in").select_option("Asia/Tokyo")
         await page.get_by_role("button", name="Preview").click()
         await expect(preview.locator(".badge-jit")).to_have_count(1)
