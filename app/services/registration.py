@@ -212,9 +212,7 @@ async def register(
     registrant.webinar = webinar
     if session is not None:
         registrant.session = session
-    emailed = await _plan_link_email(
-        registrant, contact, webinar, now, new=token is not None, counted=token is not None
-    )
+    emailed = await _plan_link_email(registrant, contact, webinar, now, new=token is not None)
     return Registered(
         registrant=registrant,
         session=session,
@@ -804,21 +802,15 @@ def _link(url: str, label: str) -> str:
 
 
 async def _plan_link_email(
-    registrant: Registrant,
-    contact: Contact,
-    webinar: Webinar,
-    now: datetime,
-    *,
-    new: bool,
-    counted: bool,
+    registrant: Registrant, contact: Contact, webinar: Webinar, now: datetime, *, new: bool
 ) -> bool:
     """Plan the email with the personal link if the limits allow; whether it was planned.
 
-    `counted`: a new registrant was stored with this first send already recorded.
+    A `new` registrant was stored with this first send already recorded.
     """
     if contact.suppressed_at is not None:
         return False  # the address bounced or complained: mail to it does not arrive
-    if not counted and not await _claim_send(registrant, now):
+    if not new and not await _claim_send(registrant, now):
         return False
     await delivery.plan(
         LINK_EMAIL,

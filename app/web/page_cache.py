@@ -37,54 +37,9 @@ _PER_RESPONSE = frozenset({b"content-length", b"date", b"server", b"set-cookie"}
 
 @dataclass(frozen=True)
 class _Entry:
-    expires: float
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...]
-
-
-class PageCache:
-    """Rendered pages by key, each kept for a few seconds, the least recently used dropped."""
-
-    def __init__(self, ttl: float = TTL_SECONDS, size: int = MAX_ENTRIES) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
-
-    def get(self, key: Hashable) -> Response | None:
-        """A fresh copy of the cached response, or None."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.expires <= time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        response = Response(status_code=entry.status)
-        response.body = entry.body
-        response.raw_headers = [(b"content-length", str(len(entry.body)).encode()), *entry.headers]
-        return response
-
-    def put(self, key: Hashable, response: Response) -> None:
-        """Keep a rendered 200 response (anything else is never cached)."""
-        if response.status_code != 200 or not isinstance(response.body, bytes):
-            return
-        headers = tuple(
-            (name, value) for name, value in response.raw_headers if name not in _PER_RESPONSE
-        )
-        self._entries[key] = _Entry(
-            time.monotonic() + self.ttl, response.status_code, response.body, headers
-        )
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every page (after an edit)."""
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class Snapshots(Generic[T]):
@@ -98,8 +53,12 @@ class Snapshots(Generic[T]):
     def get(self, key: Hashable) -> T | None:
         """The value if it is still fresh, else None."""
         entry = self._entries.get(key)
-        if entry is None or entry[0] <= time.monotonic():
+        if entry is None:
             return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
         return entry[1]
 
     def put(self, key: Hashable, value: T) -> None:
@@ -112,6 +71,42 @@ class Snapshots(Generic[T]):
     def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class PageCache:
+    """Rendered pages by key, each kept for a few seconds, the least recently used dropped."""
+
+    def __init__(self, ttl: float = TTL_SECONDS, size: int = MAX_ENTRIES) -> None:
+        self._entries: Snapshots[_Entry] = Snapshots(ttl, size)
+
+    def get(self, key: Hashable) -> Response | None:
+        """A fresh copy of the cached response, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        response = Response(status_code=entry.status)
+        response.body = entry.body
+        response.raw_headers = [(b"content-length", str(len(entry.body)).encode()), *entry.headers]
+        return response
+
+    def put(self, key: Hashable, response: Response) -> None:
+        """Keep a rendered 200 response (anything else is never cached)."""
+        if response.status_code != 200 or not isinstance(response.body, bytes):
+            return
+        headers = tuple(
+            (name, value) for name, value in response.raw_headers if name not in _PER_RESPONSE
+        )
+        self._entries.put(key, _Entry(response.status_code, response.body, headers))
+
+    def clear(self) -> None:
+        """Forget every page (after an edit)."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 landing_pages = PageCache()

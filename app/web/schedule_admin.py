@@ -23,7 +23,8 @@ from app.services.permissions import Permission, can
 from app.services.sessions import rules_of
 from app.web import page_cache
 from app.web.access import client_ip, staff_route, staff_user
-from app.web.templating import render, render_error
+from app.web.templating import render
+from app.web.webinar_admin import webinar_missing, webinar_of
 
 ACTIVE = "/admin/webinars"
 SPARE_ROWS = 2  # empty rows always offered, so that rows can be added without JavaScript
@@ -115,19 +116,6 @@ class FormView:
         return [(name, value) for name in FIELDS for value in self.values.get(name) or []]
 
 
-async def _webinar(request: Request) -> Webinar | None:
-    return await Webinar.get_or_none(id=request.path_params["webinar_id"])
-
-
-def _missing(request: Request) -> Response:
-    return render_error(
-        request,
-        status=404,
-        title="Webinar not found",
-        message="This webinar does not exist (any more). Go back to the list of webinars.",
-    )
-
-
 async def _duration(webinar: Webinar) -> timedelta:
     video_id = getattr(webinar, "video_id", None)
     video = await Video.get_or_none(id=video_id) if video_id is not None else None
@@ -216,9 +204,9 @@ def _notice(request: Request) -> str:
 @staff_route(Permission.VIEW_WEBINARS)
 async def schedule_page(request: Request) -> Response:
     """The schedule editor with the stored schedule and a preview of its next sessions."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     schedule = await Schedule.get_or_none(webinar_id=webinar.id)
     rules = None
     if schedule is not None:
@@ -239,9 +227,9 @@ async def schedule_page(request: Request) -> Response:
 @staff_route(Permission.EDIT_WEBINARS)
 async def schedule_save(request: Request) -> Response:
     """Preview, save, or confirm an edit that moves or releases registrants."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     form = await request.form()
     values = {
         name: [value[:200] for value in form.getlist(name) if isinstance(value, str)][:MAX_VALUES]

@@ -48,11 +48,13 @@ _NOTICES = {
 LANGUAGE_NAMES = {code: content.LANGUAGES.get(code, code) for code in LANGUAGES}
 
 
-async def _webinar(request: Request) -> Webinar | None:
+async def webinar_of(request: Request) -> Webinar | None:
+    """The webinar named by the `webinar_id` of an admin URL, or None."""
     return await Webinar.get_or_none(id=request.path_params["webinar_id"])
 
 
-def _missing(request: Request) -> Response:
+def webinar_missing(request: Request) -> Response:
+    """The 404 page of an admin URL naming a webinar that does not exist."""
     return render_error(
         request,
         status=404,
@@ -186,9 +188,9 @@ async def _editor(
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_edit(request: Request) -> Response:
     """The editor (GET) and saving it (POST): every field checked, nothing saved on an error."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     if request.method != "POST":
         notice = _NOTICES.get(request.query_params.get("notice", ""), "")
         return await _editor(request, webinar, await webinars.editor_draft(webinar), notice=notice)
@@ -220,9 +222,9 @@ async def webinar_edit(request: Request) -> Response:
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_preview(request: Request) -> Response:
     """The landing page with the editor's unsaved values (for the preview pane)."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     values, _ = await _read(request)  # chosen files are not stored for a preview
     copy, presenters = await webinars.preview(webinar, values)
     response = await landing.landing_response(request, copy, presenters, preview=True)
@@ -238,9 +240,9 @@ async def webinar_preview(request: Request) -> Response:
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_publish(request: Request) -> Response:
     """Publish the landing page (refused with the reason while something is missing)."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     try:
         await webinars.publish(webinar, actor=staff_user(request), ip=client_ip(request))
     except webinars.WebinarError as exc:
@@ -266,9 +268,9 @@ async def _change(
     request: Request, change: Callable[..., Awaitable[object]], notice: str
 ) -> Response:
     """Apply a state change that cannot be refused, then show the editor with a notice."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     await change(webinar, actor=staff_user(request), ip=client_ip(request))
     page_cache.forget_all()  # visitors see the change at once
     return RedirectResponse(f"/admin/webinars/{webinar.id}?notice={notice}", status_code=303)
@@ -277,9 +279,9 @@ async def _change(
 @staff_route(Permission.EDIT_WEBINARS)
 async def webinar_duplicate(request: Request) -> Response:
     """Copy a webinar as a new draft and open the copy."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     try:
         copy = await webinars.duplicate(webinar, actor=staff_user(request), ip=client_ip(request))
     except webinars.WebinarError as exc:
@@ -310,9 +312,9 @@ def utm_link(url: str, values: dict[str, str]) -> str:
 @staff_route(Permission.VIEW_WEBINARS)
 async def webinar_share(request: Request) -> Response:
     """The public address, the embed snippet and a link builder with UTM parameters."""
-    webinar = await _webinar(request)
+    webinar = await webinar_of(request)
     if webinar is None:
-        return _missing(request)
+        return webinar_missing(request)
     params = request.query_params
     utm = {name: params.get(name, "").strip() for name in UTM_FIELDS}
     errors: dict[str, str] = {}
