@@ -270,6 +270,10 @@ class S3Storage:
             ),
         )
 
+    def close(self) -> None:
+        """Close the client's pooled connections."""
+        self._client.close()
+
     def _key(self, key: str) -> str:
         prefix = self.prefix.strip("/")
         return f"{prefix}/{clean_key(key)}" if prefix else clean_key(key)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import boto3
 import pytest
@@ -23,6 +23,15 @@ ACCESS_KEY: Final = "testing-access-key"
 SECRET_KEY: Final = "testing-secret-key"
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+# Clients keep pooled sockets to the server open; they are closed when the server stops, so that
+# no socket is left for the garbage collector to find (and warn about) during a later test.
+_open_clients: list[_Closable] = []
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto S3 server in a thread on a free loopback port; its base URL."""
@@ -32,6 +41,8 @@ def moto_server() -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
+        while _open_clients:
+            _open_clients.pop().close()
         server.stop()
 
 
@@ -47,13 +58,15 @@ def isolate_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def client(endpoint: str) -> S3Client:
     """A plain boto3 client on the endpoint, to set up and inspect buckets."""
-    return boto3.client(
+    s3 = boto3.client(
         "s3",
         region_name=REGION,
         endpoint_url=endpoint,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
     )
+    _open_clients.append(s3)
+    return s3
 
 
 def new_bucket(s3: S3Client, *, cors_origin: str | None = None) -> str:
@@ -79,7 +92,7 @@ def new_bucket(s3: S3Client, *, cors_origin: str | None = None) -> str:
 
 def storage(endpoint: str, bucket: str, **kwargs: str) -> S3Storage:
     """Encore's S3 storage on the endpoint."""
-    return S3Storage(
+    store = S3Storage(
         bucket=bucket,
         region=REGION,
         endpoint_url=endpoint,
@@ -87,6 +100,8 @@ def storage(endpoint: str, bucket: str, **kwargs: str) -> S3Storage:
         secret_access_key=SECRET_KEY,
         **kwargs,
     )
+    _open_clients.append(store)
+    return store
 
 
 def settings_env(endpoint: str, bucket: str) -> dict[str, str]:
