@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -34,12 +35,11 @@ from app.models import (
     Registrant,
     RegistrationAttempt,
     Schedule,
-    Webinar,
     WebinarSession,
     WebinarStatus,
 )
 from app.schedule import ScheduleRuleError, ScheduleRules, slot_exists
-from app.services import delivery, sessions
+from app.services import delivery, rows, sessions
 
 log = logging.getLogger("encore.intake")
 
@@ -122,22 +122,28 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
     first_of_address: dict[str, int] = {}
     for index, item in enumerate(batch):
         first_of_address.setdefault(item.contact.email, index)
-    async with in_transaction():
+    async with in_transaction() as connection:
         known: set[Any] = set(
             await Contact.filter(email__in=list(first_of_address)).values_list("email", flat=True)
         )
         fresh = [index for email, index in first_of_address.items() if email not in known]
         fresh = await _still_offered(batch, fresh)
-        admitted = await _admit(batch, fresh, outcomes)
+        admitted = await _admit(connection, batch, fresh, outcomes)
         if not admitted:
             return outcomes
-        await _attach_sessions([batch[index] for index in admitted])
-        await Contact.bulk_create([batch[i].contact for i in admitted], ignore_conflicts=True)
-        contact_ids: dict[str, int] = dict(
-            await Contact.filter(email__in=[batch[i].contact.email for i in admitted]).values_list(
-                "email", "id"
+        await _attach_sessions(connection, [batch[index] for index in admitted])
+        # A conflict means the address registered in another process meanwhile: that
+        # item is left out here and goes the one-by-one way.
+        contact_ids = {
+            row["email"]: row["id"]
+            for row in await rows.insert_many(
+                connection,
+                [batch[i].contact for i in admitted],
+                returning=("id", "email"),
+                ignore_conflicts=True,
             )
-        )
+        }
+        admitted = [i for i in admitted if batch[i].contact.email in contact_ids]
         for index in admitted:
             item = batch[index]
             item.contact.id = contact_ids[item.contact.email]
@@ -145,13 +151,15 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
             item.registrant.contact_id = item.contact.id
             assert item.session is not None
             item.registrant.session_id = item.session.id
-        # A conflict here means the address registered in another process meanwhile.
-        await Registrant.bulk_create([batch[i].registrant for i in admitted], ignore_conflicts=True)
-        registrant_ids: dict[str, int] = dict(
-            await Registrant.filter(
-                join_token_hash__in=[batch[i].registrant.join_token_hash for i in admitted]
-            ).values_list("join_token_hash", "id")
-        )
+        registrant_ids = {
+            row["join_token_hash"]: row["id"]
+            for row in await rows.insert_many(
+                connection,
+                [batch[i].registrant for i in admitted],
+                returning=("id", "join_token_hash"),
+                ignore_conflicts=True,
+            )
+        }
         stored = [i for i in admitted if batch[i].registrant.join_token_hash in registrant_ids]
         emails = []
         for index in stored:
@@ -169,7 +177,7 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
                 )
             )
             outcomes[index] = Outcome.STORED
-        await PlannedEmail.bulk_create(emails)
+        await rows.insert_many(connection, emails, returning=())
     return outcomes
 
 
@@ -180,11 +188,10 @@ async def _still_offered(batch: list[NewRegistration], fresh: list[int]) -> list
     unpublish since then sends the item the one-by-one way, which reads everything afresh.
     """
     ids = {batch[index].webinar_id for index in fresh}
-    published = await Webinar.filter(id__in=ids, status=WebinarStatus.PUBLISHED).values_list(
-        "id", flat=True
-    )
     rules: dict[int, ScheduleRules] = {}
-    for schedule in await Schedule.filter(webinar_id__in=list(published)):
+    for schedule in await Schedule.filter(
+        webinar_id__in=ids, webinar__status=WebinarStatus.PUBLISHED
+    ):
         try:
             rules[schedule.webinar_id] = sessions.rules_of(schedule)
         except ScheduleRuleError:
@@ -204,20 +211,23 @@ async def _still_offered(batch: list[NewRegistration], fresh: list[int]) -> list
 
 
 async def _admit(
-    batch: list[NewRegistration], fresh: list[int], outcomes: list[Outcome]
+    connection: BaseDBAsyncClient,
+    batch: list[NewRegistration],
+    fresh: list[int],
+    outcomes: list[Outcome],
 ) -> list[int]:
     """Apply the per-client limits in arrival order; record the attempts let through."""
     if not fresh:
         return []
     hashes = sorted({batch[i].client_hash for i in fresh})
     since = min(batch[i].window_start for i in fresh)
-    rows: list[dict[str, Any]] = (
+    counts: list[dict[str, Any]] = (
         await RegistrationAttempt.filter(client_hash__in=hashes, at__gt=since)
         .annotate(attempts=Count("id"))
         .group_by("client_hash")
         .values("client_hash", "attempts")
     )
-    used = {row["client_hash"]: int(row["attempts"]) for row in rows}
+    used = {row["client_hash"]: int(row["attempts"]) for row in counts}
     admitted = []
     for index in fresh:
         item = batch[index]
@@ -226,13 +236,15 @@ async def _admit(
             continue
         used[item.client_hash] = used.get(item.client_hash, 0) + 1
         admitted.append(index)
-    await RegistrationAttempt.bulk_create(
-        [RegistrationAttempt(client_hash=batch[i].client_hash, at=batch[i].now) for i in admitted]
+    await rows.insert_many(
+        connection,
+        [RegistrationAttempt(client_hash=batch[i].client_hash, at=batch[i].now) for i in admitted],
+        returning=(),
     )
     return admitted
 
 
-async def _attach_sessions(items: list[NewRegistration]) -> None:
+async def _attach_sessions(connection: BaseDBAsyncClient, items: list[NewRegistration]) -> None:
     """The stored session of each item's slot, created for the first registrant."""
     wanted = {(item.webinar_id, item.starts_at, item.session_kind) for item in items}
 
@@ -247,11 +259,13 @@ async def _attach_sessions(items: list[NewRegistration]) -> None:
     sessions = await load()
     missing = wanted - sessions.keys()
     if missing:
-        await WebinarSession.bulk_create(
+        await rows.insert_many(
+            connection,
             [
                 WebinarSession(webinar_id=webinar_id, starts_at=starts_at, kind=kind)
                 for webinar_id, starts_at, kind in sorted(missing)
             ],
+            returning=(),
             ignore_conflicts=True,
         )
         sessions = await load()

@@ -29,7 +29,7 @@ from app.models import (
     WebinarSession,
     WebinarStatus,
 )
-from app.services import crypto, delivery, intake, mail, registration, sessions
+from app.services import crypto, delivery, intake, mail, registration, rows, sessions
 from app.services.registration import Registered, RegistrationError
 from app.settings import Settings, use_settings
 from emails import SendError
@@ -948,18 +948,20 @@ async def test_a_failed_batch_loses_nobody(
     database: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     webinar = await make_webinar()
-    real = PlannedEmail.bulk_create
+    real = rows.insert_many
     failures = []
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        failures.append(1)
-        raise RuntimeError("the database went away for a moment")
+    async def broken(connection: Any, objects: Any, **kwargs: Any) -> Any:
+        if objects and isinstance(objects[0], PlannedEmail):
+            failures.append(1)
+            raise RuntimeError("the database went away for a moment")
+        return await real(connection, objects, **kwargs)
 
-    monkeypatch.setattr(PlannedEmail, "bulk_create", broken)
+    monkeypatch.setattr(rows, "insert_many", broken)
     results = await asyncio.gather(
         *(register(webinar, form(email=f"late{i}@example.com")) for i in range(5))
     )
-    monkeypatch.setattr(PlannedEmail, "bulk_create", real)
+    monkeypatch.setattr(rows, "insert_many", real)
     assert failures
     # The batch rolled back as a whole; each form was then stored one by one.
     assert all(result.created for result in results)
