@@ -97,6 +97,9 @@ class _Choice:
 
     slot: Slot | None
     capacity: int | None
+    # With a capacity: the slot and the later ones with a free seat a moment ago, in the order
+    # a registration tries them when seats are taken (`sessions.take_seat`).
+    options: tuple[Slot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,11 @@ def _open_rules(webinar: Webinar, rules: ScheduleRules | None, language: str) ->
             {"form": _t(language, "This webinar is not open for registration.")}, 404
         )
     return rules
+
+
+def _fully_booked(language: str) -> RegistrationError:
+    message = _t(language, "All sessions are fully booked. Please check back later.")
+    return RegistrationError({"session": message})
 
 
 def _too_many(language: str) -> RegistrationError:
@@ -448,10 +456,10 @@ async def _check_session(
     if start is None:
         errors.add("session", _t(language, "Please choose one of the offered times."))
         return None
-    slot = await sessions.seat_for(webinar, rules, start, now, viewer_zone=viewer)
-    if slot is not None:
-        return _Choice(slot, rules.capacity)
-    # The same look-ahead as seat_for: tell a start that is gone from one that is full.
+    options = await sessions.seat_options(webinar, rules, start, now, viewer_zone=viewer)
+    if options:
+        return _Choice(options[0], rules.capacity, tuple(options))
+    # The same look-ahead as seat_options: tell a start that is gone from one that is full.
     ahead = upcoming_sessions(
         rules, now, count=max(rules.upcoming_count * 4, 12), viewer_zone=viewer
     )
@@ -530,18 +538,35 @@ async def _create_registrant(
     utm: Mapping[str, str],
     referrer: str,
 ) -> tuple[Registrant, str | None, WebinarSession | None]:
-    """A new registrant, its token and session; (the existing one, None, None) if another won."""
-    session = await _session_for(webinar, parsed.choice, now)
+    """A new registrant, its token and session; (the existing one, None, None) if another won.
+
+    Raises RegistrationError when the sessions with a capacity filled up meanwhile.
+    """
     registrant, token = _new_registrant(
         webinar, parsed, now, utm=utm, referrer=referrer, emailed=contact.suppressed_at is None
     )
     registrant.contact_id = contact.id
-    registrant.session_id = session.id
-    try:
+
+    async def sit(session: WebinarSession) -> None:
+        registrant.session_id = session.id
         await registrant.save()
+
+    try:
+        if parsed.choice.capacity is not None:
+            seated = await sessions.take_seat(
+                webinar, parsed.choice.options, parsed.choice.capacity, sit
+            )
+            if seated is None:
+                raise _fully_booked(language_or_default(webinar.language))
+            return registrant, token, seated
+        session = await _session_for(webinar, parsed.choice, now)
+        try:
+            await sit(session)
+        except IntegrityError:
+            await _drop_unused(session)
+            raise
     except IntegrityError:
         # The same address registered concurrently: one registrant, and it is theirs.
-        await _drop_unused(session)
         return await Registrant.get(contact_id=contact.id, webinar_id=webinar.id), None, None
     return registrant, token, session
 
@@ -644,14 +669,28 @@ async def _keep_or_replace_session(
         current = await WebinarSession.get_or_none(id=registrant.session_id)
     if current is not None and not await _is_over(current, webinar, now):
         return current
-    session = await _session_for(webinar, parsed.choice, now)
     # Conditional: if a concurrent request already moved them, its choice stands.
     query = Registrant.filter(id=registrant.id)
     if registrant.session_id is None:
         query = query.filter(session_id__isnull=True)
     else:
         query = query.filter(session_id=registrant.session_id)
-    moved = await query.update(session_id=session.id, timezone=parsed.zone.key)
+    moved = 0
+
+    async def move(session: WebinarSession) -> None:
+        nonlocal moved
+        moved = await query.update(session_id=session.id, timezone=parsed.zone.key)
+
+    if parsed.choice.capacity is not None:
+        seated = await sessions.take_seat(
+            webinar, parsed.choice.options, parsed.choice.capacity, move
+        )
+        if seated is None:
+            raise _fully_booked(language_or_default(webinar.language))
+        session = seated
+    else:
+        session = await _session_for(webinar, parsed.choice, now)
+        await move(session)
     if not moved:
         await _drop_unused(session)
     await registrant.refresh_from_db()

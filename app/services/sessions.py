@@ -6,12 +6,14 @@ first time someone registers for a start (one row per webinar, instant and kind)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
+from tortoise.transactions import in_transaction
 
 from app.models import Registrant, Schedule, Webinar, WebinarSession
 from app.schedule import (
@@ -100,16 +102,65 @@ async def seat_for(
     viewer_zone: ZoneInfo | None = None,
 ) -> Slot | None:
     """The offered slot starting at `chosen`, or the next one with a free seat; None if none."""
+    options = await seat_options(webinar, rules, chosen, now, viewer_zone=viewer_zone)
+    return options[0] if options else None
+
+
+async def seat_options(
+    webinar: Webinar,
+    rules: ScheduleRules,
+    chosen: datetime,
+    now: datetime,
+    *,
+    viewer_zone: ZoneInfo | None = None,
+) -> list[Slot]:
+    """The slots a registration for `chosen` may take, best first; [] if none.
+
+    With a capacity: the chosen one and the later ones that had a free seat a moment ago, so
+    that a registration finding its session full by now overflows to the next.
+    """
     candidates = upcoming_sessions(
         rules, now, count=max(rules.upcoming_count * 4, 12), viewer_zone=viewer_zone
     )
     from_chosen = [slot for slot in candidates if slot.starts_at >= chosen]
     if not from_chosen or from_chosen[0].starts_at != chosen:
-        return None  # not a start we offer (any more): the visitor must pick again
+        return []  # not a start we offer (any more): the visitor must pick again
     if rules.capacity is None:
-        return from_chosen[0]  # no limit: no need to count anyone
+        return from_chosen[:1]  # no limit: no need to count anyone
     counts = await registered_counts(webinar, [slot.starts_at for slot in from_chosen])
-    return choose_session_with_capacity(from_chosen, counts, rules.capacity)
+    first = choose_session_with_capacity(from_chosen, counts, rules.capacity)
+    if first is None:
+        return []
+    return [
+        slot
+        for slot in from_chosen[from_chosen.index(first) :]
+        if counts.get(slot.starts_at, 0) < rules.capacity
+    ]
+
+
+async def take_seat(
+    webinar: Webinar,
+    slots: Sequence[Slot],
+    capacity: int,
+    place: Callable[[WebinarSession], Awaitable[object]],
+) -> WebinarSession | None:
+    """Run `place` for the first of `slots` whose session still has a free seat; that session.
+
+    Seats are counted and taken in one transaction that holds the session's row lock
+    (PostgreSQL; SQLite writes one transaction at a time anyway), so registrations arriving
+    together never put more than `capacity` people into a session: the ones that find it full
+    overflow to the next slot. None when every one is full. `place` stores the registrant's
+    seat (inside the transaction); an error it raises undoes the seat and propagates.
+    """
+    for slot in slots:
+        session = await session_for_slot(webinar, slot, capacity=capacity)
+        async with in_transaction():
+            await WebinarSession.filter(id=session.id).select_for_update().only("id")
+            if await Registrant.filter(session_id=session.id).count() >= capacity:
+                continue
+            await place(session)
+            return session
+    return None
 
 
 def kind_of(slot: Slot) -> str:

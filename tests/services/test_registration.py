@@ -653,6 +653,37 @@ async def test_all_sessions_full_is_a_clear_error(database: Settings) -> None:
     assert await Registrant.all().count() == 1
 
 
+async def test_seats_are_never_overbooked_by_registrations_arriving_together(
+    database: Settings,
+) -> None:
+    later = SECOND + timedelta(days=1)
+    webinar = await make_webinar(
+        kind="specific",
+        schedule={"dates": ["2030-01-08T15:00", "2030-01-09T15:00"], "capacity": 3},
+    )
+
+    async def attempt(number: int) -> Registered | RegistrationError:
+        data = form(email=f"p{number}@example.com", session=SECOND.isoformat())
+        try:
+            return await register(webinar, data, client=f"198.51.100.{number}")
+        except RegistrationError as error:
+            return error
+
+    outcomes = await asyncio.gather(*(attempt(number) for number in range(10)))
+    seated = [outcome for outcome in outcomes if isinstance(outcome, Registered)]
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, RegistrationError)]
+    # Three seats in each of the two sessions: the chosen one first, then the overflow.
+    starts = sorted(outcome.session.starts_at for outcome in seated if outcome.session)
+    assert starts == [SECOND] * 3 + [later] * 3
+    assert {str(refusal.errors) for refusal in refusals} == {
+        str({"session": "All sessions are fully booked. Please check back later."})
+    }
+    counts = await sessions.registered_counts(webinar, [SECOND, later])
+    assert counts == {SECOND: 3, later: 3}
+    assert await Registrant.all().count() == 6
+    assert await PlannedEmail.all().count() == 6
+
+
 async def test_the_visitor_zone_decides_in_attendee_local_mode(database: Settings) -> None:
     webinar = await make_webinar(attendee_local=True)
     in_new_york = datetime(2030, 1, 7, 20, 0, tzinfo=UTC)  # 15:00 in New York
