@@ -57,7 +57,7 @@ _renderers: dict[str, Renderer] = {}
 
 # The modules that register renderers; imported before the first delivery, so that a process
 # that only delivers (the scheduler) knows every kind.
-RENDERER_MODULES = ("app.services.registration",)
+RENDERER_MODULES = ("app.services.registration", "app.services.schedules")
 
 
 def _load_renderers() -> None:

@@ -8,7 +8,6 @@ them. Their personal join link never changes: it names the registrant, not the s
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from app.i18n import format_when, gettext, zone_label
 from app.models import (
+    Contact,
     EmailState,
     PlannedEmail,
     Registrant,
@@ -51,11 +51,12 @@ from app.schedule.rules import (
     MAX_UPCOMING,
     WEEKDAYS,
 )
-from app.services import audit, crypto, mail, registration, sessions
+from app.services import audit, crypto, delivery, registration, sessions
 from app.services.content import FormErrors
 from app.settings import get_settings
 
-log = logging.getLogger("encore.schedules")
+# The notice to a registrant whose session an edit removed (moved, or asked to pick again).
+CHANGE_EMAIL = "schedule_change"
 
 FormValues = Mapping[str, Sequence[str]]
 POLICIES = ("move", "notify")
@@ -164,7 +165,6 @@ class EditResult:
     schedule: Schedule
     moved: list[Move] = field(default_factory=list)
     notified: list[Move] = field(default_factory=list)
-    emails_failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -654,6 +654,19 @@ async def apply_edit(
             if not changed:
                 continue
             await _follow_emails(move, target, now)
+            # Planned in the same transaction: the notice goes out exactly when the move holds.
+            await delivery.plan(
+                CHANGE_EMAIL,
+                to_email=move.email,
+                due_at=now,
+                registrant_id=move.registrant_id,
+                context={
+                    "name": move.name,
+                    "zone": move.zone.key,
+                    "old_start": move.old_start.isoformat(),
+                    "new_start": None if target is None else target.starts_at.isoformat(),
+                },
+            )
             (notified if target is None else moved).append(move)
     await audit.record(
         action="schedule.changed",
@@ -668,11 +681,7 @@ async def apply_edit(
             "notified": len(notified),
         },
     )
-    failed = 0
-    for move in moved + notified:
-        if not await _tell(webinar, move):
-            failed += 1
-    return EditResult(schedule=schedule, moved=moved, notified=notified, emails_failed=failed)
+    return EditResult(schedule=schedule, moved=moved, notified=notified)
 
 
 async def _save_schedule(webinar: Webinar, data: ScheduleInput) -> Schedule:
@@ -717,29 +726,42 @@ async def _follow_emails(move: Move, target: WebinarSession | None, now: datetim
         await pending.update(due_at=due, context=context)
 
 
-async def _tell(webinar: Webinar, move: Move) -> bool:
-    """Email one affected registrant in the webinar's language; False when sending failed."""
+@delivery.renderer(CHANGE_EMAIL)
+async def _render_change_email(row: PlannedEmail, now: datetime) -> delivery.Rendered:
+    """The notice to a registrant whose session an edit removed, in the webinar's language."""
+    registrant = await Registrant.get_or_none(id=row.registrant_id).prefetch_related(
+        "contact", "webinar"
+    )
+    if registrant is None:
+        return delivery.Rendered(skip="the registration was deleted")
+    contact, webinar = registrant.contact, registrant.webinar
+    assert isinstance(contact, Contact)
+    assert isinstance(webinar, Webinar)
+    if contact.suppressed_at is not None:
+        return delivery.Rendered(skip="the address is suppressed")
+    context = row.context
+    zone = ZoneInfo(context["zone"])
+    new_start = datetime.fromisoformat(context["new_start"]) if context["new_start"] else None
+    if new_start is not None and new_start <= now:
+        return delivery.Rendered(skip="the new session has begun: the notice is stale")
     language = webinar.language
 
     def _(message: str) -> str:
         return gettext(language, message)
 
     def when(moment: datetime) -> str:
-        return f"{format_when(moment, move.zone, language)} ({zone_label(move.zone, moment)})"
+        return f"{format_when(moment, zone, language)} ({zone_label(zone, moment)})"
 
     base = get_settings().public_base_url
-    greeting = _("Hello {name},").format(name=move.name) if move.name else _("Hello,")
+    name = context.get("name") or ""
+    greeting = _("Hello {name},").format(name=name) if name else _("Hello,")
     removed = _("The session of “{title}” you registered for ({when}) no longer takes place.")
-    lines = [greeting, "", removed.format(title=webinar.title, when=when(move.old_start)), ""]
-    if move.destination is not None:
+    old_start = datetime.fromisoformat(context["old_start"])
+    lines = [greeting, "", removed.format(title=webinar.title, when=when(old_start)), ""]
+    if new_start is not None:
         subject = _("New time for “{title}”").format(title=webinar.title)
-        start = move.destination.starts_at
-        lines += [_("We moved your registration to the nearest session:"), when(start), ""]
-        token = (
-            None
-            if not (registrant := await Registrant.get_or_none(id=move.registrant_id))
-            else crypto.unseal(registrant.join_token_sealed)
-        )
+        lines += [_("We moved your registration to the nearest session:"), when(new_start), ""]
+        token = crypto.unseal(registrant.join_token_sealed)
         if token:
             lines += [_("Your personal join link stays the same:"), f"{base}/j/{token}"]
         else:
@@ -748,13 +770,7 @@ async def _tell(webinar: Webinar, move: Move) -> bool:
         subject = _("Please pick a new time for “{title}”").format(title=webinar.title)
         lines += [_("Please pick a new time here:"), f"{base}/w/{webinar.slug}"]
     lines += ["", _("Sorry for the change.")]
-    try:
-        await mail.send_now(to=move.email, subject=subject, text="\n".join(lines) + "\n")
-    except Exception:
-        # The edit is saved either way; a lost notice must not undo it or hide the other ones.
-        log.exception("schedule change email to registrant %s failed", move.registrant_id)
-        return False
-    return True
+    return delivery.Rendered(to=row.to_email, subject=subject, text="\n".join(lines) + "\n")
 
 
 # --- The admin's session list ------------------------------------------------------------------

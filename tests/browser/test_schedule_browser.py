@@ -57,7 +57,9 @@ _CHECK_SCRIPT = """
 import asyncio, json
 from email import message_from_string, policy
 from app import db
+from datetime import UTC, datetime
 from app.models import OutboxMessage, Registrant, WebinarSession
+from app.services import delivery
 from app.settings import load_or_exit
 
 async def main() -> None:
@@ -65,6 +67,7 @@ async def main() -> None:
     try:
         registrant = await Registrant.get(contact__email="ann@example.com")
         session = await WebinarSession.get(id=registrant.session_id)
+        await delivery.deliver_due(datetime.now(UTC))  # what the scheduler does every few seconds
         messages = await OutboxMessage.filter(recipients="ann@example.com")
         print(json.dumps({
             "start": session.starts_at.isoformat(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
 from email.message import EmailMessage
@@ -23,7 +22,7 @@ from app.models import (
     WebinarSession,
 )
 from app.schedule import parse_schedule
-from app.services import crypto, mail, schedules
+from app.services import crypto, delivery, mail, schedules
 from app.services.content import FormErrors
 from app.services.schedules import ScheduleInput, form_to_rules
 from app.settings import Settings
@@ -390,6 +389,12 @@ async def session_of(registrant: Registrant) -> datetime | None:
     return session.starts_at
 
 
+async def outbox() -> list[OutboxMessage]:
+    """The outbox once the scheduler has delivered what is due (the notices are planned rows)."""
+    await delivery.deliver_due(NOW)
+    return list(await OutboxMessage.all())
+
+
 def outbox_text(message: OutboxMessage) -> str:
     parsed = message_from_string(message.content, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -429,14 +434,13 @@ async def test_a_removed_session_moves_to_the_nearest_start(database: Settings) 
     result = await schedules.apply_edit(webinar, edit, NOW, actor=None)
     assert [m.registrant_id for m in result.moved] == [registrant.id]
     assert result.notified == []
-    assert result.emails_failed == 0
     assert await session_of(registrant) == berlin("2026-03-09T10:00")
     stored = await Schedule.get(webinar=webinar)
     assert stored.rules["weekdays"] == ["mon", "thu"]
     assert await Schedule.all().count() == 1
     assert await WebinarSession.filter(id=empty.id).exists()
 
-    (message,) = await OutboxMessage.all()
+    (message,) = await outbox()
     assert message.recipients == "ann@example.com"
     assert message.subject == "New time for “Growth Basics”"
     text = outbox_text(message)
@@ -554,7 +558,7 @@ async def test_notify_policy_releases_registrants_and_asks_them_to_pick(
     await reminder.refresh_from_db()
     assert reminder.state == EmailState.CANCELLED
     assert (await Schedule.get(webinar=webinar)).orphan_policy == "notify"
-    (message,) = await OutboxMessage.all()
+    (message,) = await outbox()
     assert message.subject == "Please pick a new time for “Growth Basics”"
     text = outbox_text(message)
     assert "http://testserver/w/growth" in text
@@ -570,7 +574,7 @@ async def test_move_without_any_start_left_asks_to_pick(database: Settings) -> N
     )
     assert [m.registrant_id for m in result.notified] == [registrant.id]
     assert await session_of(registrant) is None
-    (message,) = await OutboxMessage.all()
+    (message,) = await outbox()
     assert "/w/growth" in outbox_text(message)
 
 
@@ -583,7 +587,7 @@ async def test_past_sessions_are_never_touched(database: Settings) -> None:
     result = await schedules.apply_edit(webinar, edit, NOW, actor=None)
     assert result.moved == result.notified == []
     assert await session_of(registrant) == berlin("2026-02-24T10:00")
-    assert await OutboxMessage.all().count() == 0
+    assert await outbox() == []
 
 
 async def test_attendee_local_is_judged_and_moved_in_each_registrants_zone(
@@ -612,7 +616,7 @@ async def test_attendee_local_is_judged_and_moved_in_each_registrants_zone(
     assert len(result.moved) == 2
     assert await session_of(in_tokyo) == datetime(2026, 3, 10, 11, tzinfo=TOKYO).astimezone(UTC)
     assert await session_of(in_berlin) == berlin("2026-03-10T11:00")
-    message = await OutboxMessage.get(recipients="ken@example.com")
+    (message,) = [m for m in await outbox() if m.recipients == "ken@example.com"]
     text = outbox_text(message)
     assert "Asia/Tokyo (UTC+09:00)" in text
     assert "11:00" in text
@@ -624,7 +628,7 @@ async def test_emails_speak_the_webinars_language(database: Settings) -> None:
     session = await make_session(webinar, berlin("2026-03-10T10:00"))
     await register(webinar, session, "anna@example.com", name="Anna")
     await schedules.apply_edit(webinar, valid(times=["11:00"]), NOW, actor=None)
-    (message,) = await OutboxMessage.all()
+    (message,) = await outbox()
     assert message.subject == "Neuer Termin für „Growth Basics“"
     text = outbox_text(message)
     assert text.startswith("Hallo Anna,")
@@ -639,18 +643,43 @@ class BrokenMailer:
         raise ConnectionRefusedError("mail server down")
 
 
-async def test_a_failed_email_is_logged_and_the_edit_stands(
-    database: Settings, caplog: pytest.LogCaptureFixture
+async def test_the_notice_is_planned_with_the_edit_and_retried_until_it_goes_out(
+    database: Settings,
 ) -> None:
     webinar = await make_webinar()
     session = await make_session(webinar, berlin("2026-03-10T10:00"))
     registrant, _ = await register(webinar, session, "ann@example.com")
-    mail.use_mailer(BrokenMailer())
-    with caplog.at_level(logging.ERROR, logger="encore.schedules"):
-        result = await schedules.apply_edit(webinar, valid(times=["11:00"]), NOW, actor=None)
-    assert result.emails_failed == 1
+    result = await schedules.apply_edit(webinar, valid(times=["11:00"]), NOW, actor=None)
     assert await session_of(registrant) == berlin("2026-03-10T11:00")
-    assert "schedule change email" in caplog.text
+    (notice,) = await PlannedEmail.filter(kind=schedules.CHANGE_EMAIL)
+    assert (notice.registrant_id, notice.due_at, notice.state) == (
+        registrant.id,
+        NOW,
+        EmailState.SCHEDULED,
+    )
+    assert [m.registrant_id for m in result.moved] == [registrant.id]
+    # The mail server is down: the edit stands, the notice waits and is tried again.
+    mail.use_mailer(BrokenMailer())
+    assert await delivery.deliver_due(NOW) == {EmailState.SCHEDULED: 1}
+    await notice.refresh_from_db()
+    assert notice.state == EmailState.SCHEDULED
+    assert "mail server down" in (notice.error or "")
+    mail.use_mailer(None)
+    assert await delivery.deliver_due(notice.due_at) == {EmailState.SENT: 1}
+    (message,) = await OutboxMessage.all()
+    assert message.subject == "New time for “Growth Basics”"
+
+
+async def test_a_notice_that_would_arrive_after_the_new_start_is_not_sent(
+    database: Settings,
+) -> None:
+    webinar = await make_webinar()
+    session = await make_session(webinar, berlin("2026-03-10T10:00"))
+    await register(webinar, session, "ann@example.com")
+    await schedules.apply_edit(webinar, valid(times=["11:00"]), NOW, actor=None)
+    # The scheduler was down until after the new start.
+    assert await delivery.deliver_due(berlin("2026-03-10T11:05")) == {EmailState.CANCELLED: 1}
+    assert await OutboxMessage.all().count() == 0
 
 
 async def test_apply_creates_the_schedule_when_missing(database: Settings) -> None:

@@ -24,7 +24,7 @@ from app.models import (
     WebinarSession,
 )
 from app.schedule import upcoming_sessions
-from app.services import crypto, mail, schedules
+from app.services import crypto, delivery, mail, schedules
 from app.services.schedules import ScheduleInput
 from app.settings import Settings
 from tests.conftest import csrf_token, login, make_user
@@ -282,6 +282,7 @@ async def test_an_edit_that_orphans_a_registrant_asks_first_then_moves(
     assert moved_to.starts_at == old + timedelta(hours=1)
     reminder = await PlannedEmail.get(message_id="<reminder@example.com>")
     assert reminder.due_at == old  # one hour before the new start
+    await delivery.deliver_due(datetime.now(UTC))  # the scheduler's tick
     (message,) = await OutboxMessage.all()
     assert f"http://testserver/j/{join}" in text_of(message)
 
@@ -304,6 +305,7 @@ async def test_the_confirmation_tells_the_notify_policy(client: httpx.AsyncClien
     assert done.headers["location"] == f"{url(webinar)}?saved=1&notified=1"
     await registrant.refresh_from_db()
     assert registrant.session_id is None
+    await delivery.deliver_due(datetime.now(UTC))  # the scheduler's tick
     (message,) = await OutboxMessage.all()
     assert "http://testserver/w/growth" in text_of(message)
 
