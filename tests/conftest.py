@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery"
 
 _pg_migrated = False
+_sqlite_template: Path | None = None
 
 
 def require(condition: bool, reason: str) -> None:
@@ -87,6 +90,29 @@ async def _reset_postgres(url: str) -> None:
     await Tortoise.close_connections()
 
 
+def _copy_template(path: Path) -> bool:
+    """Copy the migrated template to `path`; False when there is none yet."""
+    if _sqlite_template is None or not _sqlite_template.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template, path)
+    return True
+
+
+def _keep_template(path: Path) -> None:
+    global _sqlite_template
+    template = Path(tempfile.mkdtemp(prefix="encore-template-")) / "migrated.sqlite3"
+    shutil.copyfile(path, template)
+    _sqlite_template = template
+
+
+async def _migrated_sqlite(settings: Settings, path: Path) -> None:
+    """A migrated SQLite file: migrated once per run, then copied (migrating takes a second)."""
+    if not _copy_template(path):
+        await db.migrate(settings)
+        _keep_template(path)
+
+
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Settings]:
     """A migrated, empty database connected for the test."""
@@ -94,7 +120,7 @@ async def database(settings: Settings) -> AsyncIterator[Settings]:
     # Tortoise caches SQL per connection name; one test run switches dialects, a process never does.
     EXECUTOR_CACHE.clear()
     if url.startswith("sqlite"):
-        await db.migrate(settings)
+        await _migrated_sqlite(settings, Path(url.removeprefix("sqlite://")))
     else:
         await _reset_postgres(url)
     await db.init_db(settings)
