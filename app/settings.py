@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         default=12 * 3600, ge=60, le=7 * 24 * 3600, description="Life of presigned media URLs."
     )
     email_interval_seconds: float = Field(
-        default=2.0, gt=0, le=300, description="How often the clock sends the emails that are due."
+        default=1.0, gt=0, le=300, description="How often the clock sends the emails that are due."
     )
     transcode_interval_seconds: float = Field(
         default=5.0, gt=0, le=3600, description="How often the clock looks for videos to transcode."

@@ -10,7 +10,7 @@ from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app import db
-from app.services import auth, delivery, uploads
+from app.services import auth, delivery, sequences, uploads
 from app.settings import Settings, get_settings
 from scheduler.transcoder import TranscodeWorker
 
@@ -32,10 +32,18 @@ async def expire_uploads() -> None:
 
 
 async def send_due_emails() -> None:
-    """Send the planned emails that are due (confirmations within seconds of registering)."""
-    outcome = await delivery.deliver_due(auth.utcnow())
-    if outcome:
-        log.info("emails delivered", extra={"outcome": {str(k): v for k, v in outcome.items()}})
+    """Plan new registrants' sequences, then send the emails that are due."""
+    planned = await sequences.plan_pending(auth.utcnow())
+    if planned:
+        log.info("email sequences planned", extra={"registrants": planned})
+    # A full batch means more may be due: keep going until the backlog is sent.
+    while True:
+        outcome = await delivery.deliver_due(auth.utcnow())
+        if outcome:
+            counts = {str(k): v for k, v in outcome.items()}
+            log.info("emails delivered", extra={"outcome": counts})
+        if sum(outcome.values()) < delivery.BATCH:
+            break
 
 
 def build_scheduler(

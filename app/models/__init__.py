@@ -2,7 +2,7 @@
 
 from app.models.analytics import AnalyticsEvent
 from app.models.audit import AuditEvent
-from app.models.emails import EmailState, OutboxMessage, PlannedEmail
+from app.models.emails import Audience, EmailState, EmailStep, OutboxMessage, PlannedEmail, StepKind
 from app.models.people import Contact, Registrant, RegistrationAttempt
 from app.models.room import ChatMessage, InteractionResponse
 from app.models.staff import (
@@ -31,11 +31,13 @@ from app.models.webinars import (
 
 __all__ = [
     "AnalyticsEvent",
+    "Audience",
     "AuditEvent",
     "Caption",
     "ChatMessage",
     "Contact",
     "EmailState",
+    "EmailStep",
     "Interaction",
     "InteractionResponse",
     "LoginAttempt",
@@ -51,6 +53,7 @@ __all__ = [
     "SessionStage",
     "StaffSession",
     "StaffUser",
+    "StepKind",
     "TokenPurpose",
     "Upload",
     "Video",

@@ -43,6 +43,45 @@ class PlannedEmail(Model):
         table = "planned_email"
 
 
+class StepKind(StrEnum):
+    """When a step of a webinar's email sequence goes out, relative to the session."""
+
+    REMINDER = "reminder"  # `minutes` before the start
+    STARTING = "starting"  # at the start ("starting now")
+    FOLLOW_UP = "follow_up"  # `minutes` after the end, to one audience
+
+
+class Audience(StrEnum):
+    """Who a follow-up is for, by what they did in the session."""
+
+    EVERYONE = "everyone"
+    ATTENDED = "attended"  # watched to the end
+    LEFT_EARLY = "left_early"  # joined, left before the end
+    MISSED = "missed"  # never joined
+    CLICKED_OFFER = "clicked_offer"  # clicked the offer during the session
+
+
+class EmailStep(Model):
+    """One email of a webinar's sequence: a reminder, "starting now" or a follow-up."""
+
+    id = fields.IntField(primary_key=True)
+    webinar: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "encore.Webinar", related_name="email_steps", on_delete=fields.CASCADE
+    )
+    webinar_id: int
+    kind = fields.CharEnumField(StepKind, max_length=16)
+    minutes = fields.IntField(default=0)
+    audience = fields.CharEnumField(Audience, max_length=16, default=Audience.EVERYONE)
+    enabled = fields.BooleanField(default=True)
+    subject = fields.CharField(max_length=200)
+    body = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "email_step"
+
+
 class OutboxMessage(Model):
     """A message as it would have gone out over SMTP, kept when no SMTP server is configured."""
 

@@ -47,6 +47,9 @@ class Registrant(Model):
     referrer = fields.CharField(max_length=500, default="")
     link_sent_at = fields.DatetimeField(null=True)  # last time the join link was emailed
     link_sends = fields.IntField(default=0)
+    # The email sequence of this registration: 1 to plan (new), 2 to plan again (a change of
+    # session or sequence), 0 planned. The scheduler's planner picks up the non-zero ones.
+    plan_state = fields.SmallIntField(default=1, db_index=True)
     contact_id: int
     webinar_id: int
     session_id: int | None

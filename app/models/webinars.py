@@ -133,6 +133,10 @@ class Webinar(Model):
     registration_rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     published_at = fields.DatetimeField(null=True)
     chat_mode = fields.CharField(max_length=16, default="private")
+    # The email sequence: whether its default steps were created, and what someone who
+    # registers after a reminder's moment gets instead ("skip" or "latest": that one at once).
+    emails_configured = fields.BooleanField(default=False)
+    late_reminders = fields.CharField(max_length=16, default="skip")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -145,8 +145,13 @@ async def session_duration(webinar: Webinar) -> timedelta:
 
 def registrant_zone(registrant: Registrant) -> ZoneInfo:
     """The zone a registrant reads times in (UTC if the stored one is unknown here)."""
+    return zone_named(registrant.timezone)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The zone of an IANA name, or UTC if it is unknown here."""
     try:
-        return ZoneInfo(registrant.timezone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 

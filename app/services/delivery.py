@@ -15,24 +15,29 @@ a permanent refusal (5xx) fails the row and suppresses the address.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import formatdate, parseaddr
 from typing import Any
 
-from tortoise.expressions import F
+from tortoise import connections
 
 from app.models import Contact, EmailState, PlannedEmail
 from app.settings import get_settings
 from emails import SendError, compose
-from emails.message import Attachment
+from emails.mailers import send_each
+from emails.message import Attachment, HeaderInjectionError, address
+from emails.raw import RawMessage
+from emails.raw import build as build_raw
 
 log = logging.getLogger("encore.delivery")
 
-BATCH = 200
+BATCH = 500
 MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=30)
 STALE_CLAIM = timedelta(minutes=10)
@@ -43,21 +48,29 @@ ERROR_MAX = 2000
 class Rendered:
     """A message ready to send, or why it must not be sent (`skip`)."""
 
-    to: str = ""
+    to: str = ""  # the To header; with `to_name`, the bare address and the name apart
+    to_name: str | None = None
     subject: str = ""
     text: str = ""
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # such as List-Unsubscribe
     skip: str | None = None
 
 
 Renderer = Callable[[PlannedEmail, datetime], Awaitable[Rendered]]
+BulkRenderer = Callable[[list[PlannedEmail], datetime], Awaitable[list[Rendered]]]
 _renderers: dict[str, Renderer] = {}
+_bulk_renderers: dict[str, BulkRenderer] = {}
 
 
 # The modules that register renderers; imported before the first delivery, so that a process
 # that only delivers (the scheduler) knows every kind.
-RENDERER_MODULES = ("app.services.registration", "app.services.schedules")
+RENDERER_MODULES = (
+    "app.services.registration",
+    "app.services.schedules",
+    "app.services.sequences",
+)
 
 
 def _load_renderers() -> None:
@@ -70,6 +83,26 @@ def renderer(kind: str) -> Callable[[Renderer], Renderer]:
 
     def register(function: Renderer) -> Renderer:
         _renderers[kind] = function
+        return function
+
+    return register
+
+
+def bulk_renderer(kind: str) -> Callable[[BulkRenderer], BulkRenderer]:
+    """Register the function that renders many planned emails of one kind at once.
+
+    It reads what the rows need in a few queries and answers one `Rendered` per row, in
+    order; such rows are built without `EmailMessage` and sent over reused connections.
+    """
+
+    def register(function: BulkRenderer) -> BulkRenderer:
+        _bulk_renderers[kind] = function
+
+        async def one(row: PlannedEmail, now: datetime) -> Rendered:
+            (rendered,) = await function([row], now)
+            return rendered
+
+        _renderers.setdefault(kind, one)
         return function
 
     return register
@@ -102,13 +135,6 @@ async def plan(
         message_id=new_message_id(),
         context=context or {},
     )
-
-
-async def _claim(row_id: int, now: datetime) -> bool:
-    claimed = await PlannedEmail.filter(id=row_id, state=EmailState.SCHEDULED).update(
-        state=EmailState.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    return claimed == 1
 
 
 async def _release_stale(now: datetime) -> int:
@@ -166,6 +192,7 @@ async def deliver(row: PlannedEmail, now: datetime) -> EmailState:
         text=rendered.text,
         html=rendered.html,
         message_id=row.message_id,
+        headers=dict(rendered.headers),
         attachments=rendered.attachments,
     )
     try:
@@ -185,21 +212,206 @@ async def deliver(row: PlannedEmail, now: datetime) -> EmailState:
     return EmailState.SENT
 
 
+async def _claim_due(now: datetime, limit: int) -> list[PlannedEmail]:
+    """Claim up to `limit` due rows in one statement (`scheduled -> sending`), oldest first.
+
+    The inner SELECT skips rows another scheduler has locked (PostgreSQL), and the outer
+    UPDATE checks the state again, so two schedulers never claim the same row.
+    """
+    connection = connections.get("default")
+    postgres = connection.capabilities.dialect == "postgres"
+    fields = PlannedEmail._meta.fields_map
+    at = fields["claimed_at"].to_db_value(now, PlannedEmail)
+    due = fields["due_at"].to_db_value(now, PlannedEmail)
+    marks = ["$1", "$2", "$3"] if postgres else ["?", "?", "?"]
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    claimed = await connection.execute_query_dict(
+        "UPDATE planned_email SET state = 'sending', attempts = attempts + 1, "  # noqa: S608
+        f"claimed_at = {marks[0]} WHERE state = 'scheduled' AND id IN ("
+        f"SELECT id FROM planned_email WHERE state = 'scheduled' AND due_at <= {marks[1]} "
+        f"ORDER BY due_at, id LIMIT {marks[2]}{lock}) RETURNING id",
+        [at, due, limit],
+    )
+    ids = [int(row["id"]) for row in claimed]
+    if not ids:
+        return []
+    return list(await PlannedEmail.filter(id__in=ids).order_by("due_at", "id"))
+
+
 async def deliver_due(now: datetime, *, limit: int = BATCH) -> dict[EmailState, int]:
     """Claim and send the rows due at `now` (oldest first); how many ended in each state."""
     _load_renderers()
     await _release_stale(now)
-    ids: list[Any] = (
-        await PlannedEmail.filter(state=EmailState.SCHEDULED, due_at__lte=now)
-        .order_by("due_at", "id")
-        .limit(limit)
-        .values_list("id", flat=True)
-    )
     outcome: dict[EmailState, int] = {}
-    for row_id in ids:
-        if not await _claim(int(row_id), now):
-            continue  # another scheduler took it
-        row = await PlannedEmail.get(id=row_id)
-        state = await deliver(row, now)
-        outcome[state] = outcome.get(state, 0) + 1
+    rows = await _claim_due(now, limit)
+    by_kind: dict[str, list[PlannedEmail]] = {}
+    for row in rows:
+        by_kind.setdefault(row.kind, []).append(row)
+    for kind, group in by_kind.items():
+        if kind in _bulk_renderers:
+            states = await _deliver_bulk(_bulk_renderers[kind], group, now)
+        else:
+            states = [await deliver(row, now) for row in group]
+        for state in states:
+            outcome[state] = outcome.get(state, 0) + 1
     return outcome
+
+
+async def _deliver_bulk(
+    render: BulkRenderer, rows: list[PlannedEmail], now: datetime
+) -> list[EmailState]:
+    """Render claimed rows together, build them as bytes, send them over reused connections."""
+    from app.services import mail
+
+    try:
+        rendered = await render(rows, now)
+    except Exception as error:
+        log.exception("rendering planned emails failed", extra={"count": len(rows)})
+        for row in rows:
+            await _finish(row, EmailState.FAILED, now, f"rendering failed: {error}")
+        return [EmailState.FAILED] * len(rows)
+    states: list[EmailState] = [EmailState.SENDING] * len(rows)
+    skipped: dict[str, list[int]] = {}
+    ready: list[tuple[int, RawMessage]] = []
+    settings = get_settings()
+    sender_address = parseaddr(settings.mail_from)[1]
+    date = formatdate(localtime=False, usegmt=True)
+    for index, (row, message) in enumerate(zip(rows, rendered, strict=True)):
+        if message.skip is not None:
+            skipped.setdefault(message.skip, []).append(row.id)
+            states[index] = EmailState.CANCELLED
+            continue
+        try:
+            ready.append((index, _raw(row, message, settings.mail_from, sender_address, date)))
+        except (ValueError, HeaderInjectionError) as error:
+            # Not writable on the fast path (an address with non-ASCII characters, a header
+            # with a line break): the careful composer decides, one message on its own.
+            states[index] = await _send_composed(row, message, now, error)
+    for reason, ids in skipped.items():
+        await _finish_many(ids, EmailState.CANCELLED, now, reason)
+    # Each accepted message is recorded as soon as possible (many per statement) while the
+    # rest are still being sent: a process killed mid-batch leaves only the few accepted since
+    # the last statement in `sending`, to be sent again with the same Message-ID.
+    recorder = _SentRecorder(now)
+    writer = asyncio.get_running_loop().create_task(recorder.run())
+
+    def report(position: int, failure: SendError | None) -> None:
+        if failure is None:
+            recorder.add(rows[ready[position][0]].id)
+
+    try:
+        results = await send_each(mail.get_mailer(), [m for _, m in ready], report)
+    finally:
+        await recorder.close(writer)
+    for (index, _), failure in zip(ready, results, strict=True):
+        row = rows[index]
+        if failure is None:
+            states[index] = EmailState.SENT
+        elif failure.permanent:
+            await _finish(row, EmailState.FAILED, now, str(failure))
+            await _suppress(row, now)
+            states[index] = EmailState.FAILED
+        else:
+            await _retry_later(row, now, str(failure))
+            states[index] = EmailState.SCHEDULED
+    return states
+
+
+class _SentRecorder:
+    """Marks rows sent in the background, as many per statement as have piled up."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.ids: list[int] = []
+        self.wake = asyncio.Event()
+        self.closing = False
+
+    def add(self, row_id: int) -> None:
+        """One more row whose message the server accepted."""
+        self.ids.append(row_id)
+        self.wake.set()
+
+    async def run(self) -> None:
+        """Write until closed and nothing is left."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.ids:
+                batch, self.ids = self.ids, []
+                await _finish_many(batch, EmailState.SENT, self.now, None)
+            if self.closing:
+                return
+
+    async def close(self, writer: asyncio.Task[None]) -> None:
+        """Let the writer finish what is left."""
+        self.closing = True
+        self.wake.set()
+        await writer
+
+
+def _raw(
+    row: PlannedEmail, message: Rendered, sender: str, sender_address: str, date: str
+) -> RawMessage:
+    if message.to_name is None or message.attachments:
+        raise ValueError("needs the careful composer")
+    return build_raw(
+        sender=sender,
+        sender_address=sender_address,
+        to_name=message.to_name,
+        to_address=message.to,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        message_id=row.message_id,
+        date=date,
+        headers=message.headers,
+    )
+
+
+async def _send_composed(
+    row: PlannedEmail, rendered: Rendered, now: datetime, why: Exception
+) -> EmailState:
+    from app.services import mail
+
+    try:
+        to = rendered.to
+        if rendered.to_name:
+            to = address(rendered.to_name, rendered.to)
+        message = compose(
+            sender=get_settings().mail_from,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=row.message_id,
+            headers=dict(rendered.headers),
+            attachments=rendered.attachments,
+        )
+    except (ValueError, HeaderInjectionError) as error:
+        await _finish(row, EmailState.FAILED, now, f"cannot be composed: {error} ({why})")
+        return EmailState.FAILED
+    try:
+        await mail.get_mailer().send(message)
+    except SendError as error:
+        if error.permanent:
+            await _finish(row, EmailState.FAILED, now, str(error))
+            await _suppress(row, now)
+            return EmailState.FAILED
+        await _retry_later(row, now, str(error))
+        return EmailState.SCHEDULED
+    except Exception as error:
+        log.exception("sending a planned email failed", extra={"email_id": row.id})
+        await _retry_later(row, now, f"{type(error).__name__}: {error}")
+        return EmailState.SCHEDULED
+    await _finish(row, EmailState.SENT, now, None)
+    return EmailState.SENT
+
+
+async def _finish_many(ids: list[int], state: EmailState, now: datetime, error: str | None) -> None:
+    if not ids:
+        return
+    await PlannedEmail.filter(id__in=ids, state=EmailState.SENDING).update(
+        state=state,
+        sent_at=now if state is EmailState.SENT else None,
+        error=error[:ERROR_MAX] if error else None,
+    )

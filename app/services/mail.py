@@ -6,10 +6,15 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import getaddresses
 
+from tortoise.transactions import in_transaction
+
 from app.models import OutboxMessage
+from app.services.rows import insert_many
 from app.settings import get_settings
-from emails import Mailer, compose, smtp_mailer_from_url
+from emails import Mailer, SendError, compose, smtp_mailer_from_url
+from emails.mailers import Report
 from emails.message import Attachment
+from emails.raw import RawMessage
 
 
 class OutboxMailer:
@@ -25,6 +30,27 @@ class OutboxMailer:
             subject=str(message["Subject"]),
             content=message.as_string(),
         )
+
+    async def send_many(
+        self, messages: Sequence[RawMessage], report: Report | None = None
+    ) -> list[SendError | None]:
+        """Store prepared messages in one statement, exactly as they would have been sent."""
+        rows = [
+            OutboxMessage(
+                message_id=message.message_id,
+                sender=message.header("From"),
+                recipients=message.recipient,
+                subject=message.subject,
+                content=message.data.decode("ascii"),
+            )
+            for message in messages
+        ]
+        async with in_transaction() as connection:
+            await insert_many(connection, rows, returning=())
+        if report is not None:
+            for index in range(len(messages)):
+                report(index, None)
+        return [None] * len(messages)
 
 
 _override: Mailer | None = None

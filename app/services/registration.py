@@ -693,6 +693,9 @@ async def _keep_or_replace_session(
         await move(session)
     if not moved:
         await _drop_unused(session)
+    else:
+        # Their reminders and follow-ups are planned again for the new session.
+        await Registrant.filter(id=registrant.id, plan_state=0).update(plan_state=2)
     await registrant.refresh_from_db()
     if registrant.session_id == session.id:
         return session
@@ -730,7 +733,7 @@ async def _claim_send(registrant: Registrant, now: datetime) -> bool:
     return True
 
 
-async def _usable_token(registrant: Registrant) -> str:
+async def usable_token(registrant: Registrant) -> str:
     """The registrant's token; a new one if the sealed copy cannot be opened (new secret key)."""
     token = token_of(registrant)
     if token is not None:
@@ -878,7 +881,7 @@ async def _render_link_email(row: PlannedEmail, now: datetime) -> delivery.Rende
     session = _session_of(registrant)
     if session is None:
         return delivery.Rendered(skip="the registrant has no session")
-    url = join_url(await _usable_token(registrant))
+    url = join_url(await usable_token(registrant))
     message = await _compose_link_email(
         registrant, contact, webinar, session, url, new=bool(row.context.get("new"))
     )

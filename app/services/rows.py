@@ -30,7 +30,8 @@ def _columns(model: type[Model]) -> list[tuple[str, str]]:
     ]
 
 
-def _placeholders(connection: BaseDBAsyncClient, start: int, count: int) -> str:
+def placeholders(connection: BaseDBAsyncClient, start: int, count: int) -> str:
+    """`count` bind parameters for the connection's dialect, numbered after `start`."""
     if connection.capabilities.dialect == "postgres":
         return ", ".join(f"${start + i + 1}" for i in range(count))
     return ", ".join("?" * count)
@@ -62,7 +63,7 @@ async def insert_many(
         values: list[Any] = []
         groups = []
         for obj in chunk:
-            groups.append(f"({_placeholders(connection, len(values), len(columns))})")
+            groups.append(f"({placeholders(connection, len(values), len(columns))})")
             values.extend(fields[name].to_db_value(getattr(obj, name), obj) for name, _ in columns)
         # Table and column names come from the model's metadata, values only as parameters.
         sql = f'INSERT INTO "{table}" ({names}) VALUES {", ".join(groups)}'  # noqa: S608

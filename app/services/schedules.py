@@ -648,9 +648,10 @@ async def apply_edit(
         for move in plan.moves:
             target = targets.get(move.registrant_id)
             # Conditional on the old session: someone who re-registered meanwhile is left alone.
+            # Their reminders and follow-ups are planned again (plan_state 2) for the new time.
             changed = await Registrant.filter(
                 id=move.registrant_id, session_id=move.old_session_id
-            ).update(session_id=None if target is None else target.id)
+            ).update(session_id=None if target is None else target.id, plan_state=2)
             if not changed:
                 continue
             await _follow_emails(move, target, now)

@@ -33,7 +33,10 @@ MAX_MULTIPART_BYTES = 32 * 1024 * 1024
 # another site, where browsers do not send our SameSite cookie. Forging it gains an attacker
 # nothing (it changes no signed-in state, anyone may register); its honeypot and per-client
 # limits are what stand against abuse.
-CSRF_EXEMPT_PATHS = re.compile(r"/w/[^/]+/register")
+# The unsubscribe link (and its undo) is exempt too: mail providers send the RFC 8058 one-click
+# POST without any of our cookies. The signed per-contact token in the path is the only key, so a
+# forged request can do nothing its sender could not already do with the link.
+CSRF_EXEMPT_PATHS = re.compile(r"/w/[^/]+/register|/u/[^/]+(?:/resubscribe)?")
 
 
 def media_origins(settings: Settings) -> list[str]:

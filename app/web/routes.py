@@ -9,12 +9,14 @@ from app.web import (
     admin,
     auth_pages,
     captions,
+    email_admin,
     join_pages,
     landing,
     media_files,
     media_pages,
     pages,
     schedule_admin,
+    unsubscribe_pages,
     uploads,
     webinar_admin,
 )
@@ -76,6 +78,25 @@ def build_routes() -> list[BaseRoute]:
         Route(
             "/admin/webinars/{webinar_id:int}/schedule", schedule_admin.schedule_save, methods=POST
         ),
+        # The emails tab: the sequence of reminders and follow-ups.
+        Route("/admin/webinars/{webinar_id:int}/emails", email_admin.emails_page, methods=GET),
+        Route(
+            "/admin/webinars/{webinar_id:int}/emails/late",
+            email_admin.late_rule_save,
+            methods=POST,
+        ),
+        Route("/admin/webinars/{webinar_id:int}/emails/new", email_admin.step_new, methods=GET),
+        Route("/admin/webinars/{webinar_id:int}/emails/new", email_admin.step_save, methods=POST),
+        Route(
+            "/admin/webinars/{webinar_id:int}/emails/{step_id:int}",
+            email_admin.step_page,
+            methods=GET,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/emails/{step_id:int}",
+            email_admin.step_save,
+            methods=POST,
+        ),
         Route("/admin/media", media_pages.media, methods=GET),
         Route("/admin/media/status", media_pages.video_status, methods=GET),
         Route("/admin/media/{video_id:int}", media_pages.video_page, methods=GET),
@@ -122,6 +143,10 @@ def build_routes() -> list[BaseRoute]:
         Route("/j/{token}/registered", join_pages.thanks, methods=GET),
         Route("/j/{token}/calendar.ics", join_pages.calendar_file, methods=GET),
         Route("/j/{token}", join_pages.join, methods=GET),
+        # The unsubscribe link of every email to a contact (GET only shows; POST unsubscribes).
+        Route("/u/{token}", unsubscribe_pages.page, methods=GET),
+        Route("/u/{token}", unsubscribe_pages.submit, methods=POST),
+        Route("/u/{token}/resubscribe", unsubscribe_pages.resubscribe, methods=POST),
         # Published video files only (local disk, or signed S3 playlists); never uploads.
         Route("/media/{key:path}", media_files.serve, methods=GET),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

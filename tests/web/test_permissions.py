@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from app.models import (
     AuditEvent,
     Caption,
+    EmailStep,
     LoginAttempt,
     OneTimeToken,
     OutboxMessage,
@@ -28,7 +29,7 @@ from app.models import (
     Webinar,
     WorkspaceSetting,
 )
-from app.services import auth, mail, team, tus_uploads, workspace
+from app.services import auth, mail, sequences, team, tus_uploads, workspace
 from app.services.permissions import ROLE_PERMISSIONS, Permission
 from app.settings import get_settings
 from app.web.routes import build_routes
@@ -57,6 +58,9 @@ PUBLIC_PATHS = frozenset(
         "/j/{token}",
         "/j/{token}/registered",
         "/j/{token}/calendar.ics",
+        # A contact's signed unsubscribe link (and its undo)
+        "/u/{token}",
+        "/u/{token}/resubscribe",
     }
 )
 MOUNTS = frozenset({"/static"})
@@ -91,6 +95,23 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/webinars/{webinar_id:int}/unpublish": ({}, 303),
     "/admin/webinars/{webinar_id:int}/duplicate": ({}, 303),
     "/admin/webinars/{webinar_id:int}/archive": ({}, 303),
+    # The emails tab: each saves a visible change and redirects.
+    "/admin/webinars/{webinar_id:int}/emails/late": ({"late_reminders": "latest"}, 303),
+    "/admin/webinars/{webinar_id:int}/emails/new": (
+        {
+            "kind": "reminder",
+            "subject": "Soon",
+            "body": "Hi",
+            "amount": "3",
+            "unit": "hours",
+            "enabled": "on",
+        },
+        303,
+    ),
+    "/admin/webinars/{webinar_id:int}/emails/{step_id:int}": (
+        {"subject": "Changed", "body": "Hi", "amount": "5", "unit": "hours", "enabled": "on"},
+        303,
+    ),
     # Saving an on-demand schedule stores it (visible in the snapshot) and redirects.
     "/admin/webinars/{webinar_id:int}/schedule": (
         {"action": "save", "kind": "on_demand", "timezone": "UTC", "orphan_policy": "move"},
@@ -206,6 +227,9 @@ async def _world() -> World:
         video=video, language="de", label="Deutsch", key=f"videos/{video.id}/captions/de.vtt"
     )
     webinar = await Webinar.create(slug="world", title="A webinar")
+    await sequences.ensure_steps(webinar)
+    step = await EmailStep.filter(webinar_id=webinar.id, kind="reminder").first()
+    assert step is not None
     return World(
         owner=owner,
         target=target,
@@ -216,6 +240,7 @@ async def _world() -> World:
             "video_id": video.id,
             "caption_id": caption.id,
             "webinar_id": webinar.id,
+            "step_id": step.id,
             "upload_id": await _upload_of(owner),
         },
     )
@@ -251,7 +276,19 @@ async def _snapshot() -> dict[str, Any]:
         "schedules": await Schedule.all().order_by("id").values_list("id", "kind", "rules"),
         "webinars": await Webinar.all()
         .order_by("id")
-        .values_list("id", "slug", "title", "status", "theme", "landing", "registration_fields"),
+        .values_list(
+            "id",
+            "slug",
+            "title",
+            "status",
+            "theme",
+            "landing",
+            "registration_fields",
+            "late_reminders",
+        ),
+        "email_steps": await EmailStep.all()
+        .order_by("id")
+        .values_list("id", "minutes", "subject", "body", "enabled"),
     }
 
 

@@ -1,0 +1,855 @@
+"""Each webinar's email sequence: reminders, "starting now" and follow-ups by outcome.
+
+The steps are rows an editor changes in the admin (`EmailStep`); every webinar starts with
+sensible defaults. Each registration's emails are planned as `PlannedEmail` rows of kind
+`step` by the scheduler's planner (`plan_pending`), not in the registration request: a new
+registrant is stored with `plan_state` 1, and anything that changes when their emails are due
+(another session, an edited sequence, a schedule edit) sets it to 2. The planner claims such
+registrants with one conditional UPDATE, reads sessions and steps after the claim inside the
+same transaction, cancels their still-scheduled step emails and plans the new ones; a change
+committed after the claim sets the state again, so the next pass plans once more and no plan
+is left built from stale data.
+
+Rules, all relative to the registrant's session:
+
+- a reminder is due `minutes` before the start, "starting now" at the start, a follow-up
+  `minutes` after the end (start plus the video's length);
+- a step whose moment has passed when it is planned is not planned (no "starts in 1 hour"
+  ten minutes before). For a new registrant, the webinar's late rule may instead send the most
+  recent missed reminder at once ("latest"; default "skip": the confirmation says when it is);
+- an email already sent for the same step and session is not planned again;
+- when it is sent, a step email is checked once more: not after the start for a reminder, not
+  more than 15 minutes late for "starting now", not more than a day late for a follow-up, not
+  to an unsubscribed or suppressed address, not if the registrant moved to another session,
+  and a follow-up only to its audience (what the person did, read from the analytics events).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from app.i18n import format_when, gettext, language_or_default, zone_label
+from app.models import (
+    AnalyticsEvent,
+    Audience,
+    Contact,
+    EmailState,
+    EmailStep,
+    PlannedEmail,
+    Registrant,
+    StepKind,
+    Webinar,
+    WebinarSession,
+)
+from app.services import calendar, content, delivery, rows, unsubscribe
+from app.services.content import FormErrors
+from app.settings import get_settings
+
+STEP_EMAIL = "step"
+PLAN_NEW = 1
+PLAN_AGAIN = 2
+PLANNED = 0
+LATE_RULES = ("skip", "latest")
+MAX_REMINDERS = 10
+MINUTES_PER_DAY = 60 * 24
+MAX_MINUTES = 30 * MINUTES_PER_DAY  # thirty days either side of a session
+SUBJECT_MAX = 200
+BODY_MAX = 20_000
+STARTING_GRACE = timedelta(minutes=15)
+FOLLOW_UP_GRACE = timedelta(days=1)
+# The share of the video someone must have watched to count as having stayed to the end.
+STAYED_SHARE = 0.9
+# The analytics events the room records (see the events store); read here for audiences.
+JOIN_EVENTS = ("join", "heartbeat", "leave")
+OFFER_CLICK = "offer_click"
+
+VARIABLES: dict[str, str] = {
+    "name": "the registrant's name (or nothing)",
+    "first_name": "the first word of the name",
+    "email": "the registrant's email address",
+    "webinar": "the webinar's title",
+    "when": "the session's date and time in the registrant's zone and language",
+    "join_link": "the personal join link",
+    "replay_link": "the link to watch the recording (the same personal link)",
+    "register_link": "the webinar's registration page",
+}
+LINK_VARIABLES = ("join_link", "replay_link", "register_link")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+# --- Templates ---------------------------------------------------------------------------------
+
+
+def unknown_variables(text: str) -> list[str]:
+    """The placeholders in `text` that are not variables, in order of appearance."""
+    seen: list[str] = []
+    for name in _PLACEHOLDER.findall(text):
+        if name not in VARIABLES and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each known `{variable}` replaced; anything else is left as written."""
+    return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), text)
+
+
+def html_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Variables as HTML: text escaped, links as clickable anchors."""
+    safe = {name: html.escape(value) for name, value in values.items()}
+    for name in LINK_VARIABLES:
+        if name in values:
+            url = html.escape(values[name])
+            safe[name] = f'<a href="{url}">{url}</a>'
+    return safe
+
+
+def paragraphs(body: str) -> str:
+    """The body as HTML paragraphs (escaped, line breaks kept), its variables left to fill."""
+    parts = [part for part in re.split(r"\n\s*\n", body.strip()) if part.strip()]
+    return "\n".join(
+        "<p>" + html.escape(part.strip()).replace("\n", "<br>\n") + "</p>" for part in parts
+    )
+
+
+def to_html(body: str, values: Mapping[str, str]) -> str:
+    """The body as HTML paragraphs: text escaped, links clickable, line breaks kept."""
+    return fill(paragraphs(body), html_values(values))
+
+
+def layout(webinar: Webinar, inner: str, *, language: str, footer: str) -> str:
+    """A complete HTML email in the webinar's colours."""
+    theme = content.theme_from(webinar.theme)
+    return (
+        f'<!doctype html>\n<html lang="{html.escape(language)}">\n'
+        f'<body style="margin:0;padding:0;background:{theme.background};color:{theme.text};'
+        f'font-family:{html.escape(theme.font_stack)};">\n'
+        f'<div style="max-width:600px;margin:0 auto;padding:24px;">\n'
+        f'<p style="margin:0 0 16px;padding:12px 16px;background:{theme.primary};'
+        f'color:{theme.on_primary};font-weight:bold;">{html.escape(webinar.title)}</p>\n'
+        f"{inner}\n"
+        f'<p style="margin-top:32px;font-size:12px;opacity:0.8;">{footer}</p>\n'
+        "</div>\n</body>\n</html>\n"
+    )
+
+
+# --- Defaults and the editor's checks ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """A valid step from the editor's form."""
+
+    kind: StepKind
+    minutes: int
+    audience: Audience
+    enabled: bool
+    subject: str
+    body: str
+
+
+def default_steps(language: str) -> list[StepInput]:
+    """The sequence a new webinar starts with, in its language."""
+
+    def _(message: str) -> str:
+        return gettext(language, message)
+
+    hello = _("Hello {first_name},")
+    link = _("Your personal join link:") + "\n{join_link}"
+    reminder_body = "\n\n".join([hello, _("“{webinar}” starts {when}."), link])
+
+    def reminder(minutes: int, subject: str) -> StepInput:
+        return StepInput(
+            StepKind.REMINDER, minutes, Audience.EVERYONE, True, subject, reminder_body
+        )
+
+    return [
+        reminder(24 * 60, _("Tomorrow: {webinar}")),
+        reminder(60, _("In one hour: {webinar}")),
+        reminder(10, _("Starting in 10 minutes: {webinar}")),
+        StepInput(
+            StepKind.STARTING,
+            0,
+            Audience.EVERYONE,
+            True,
+            _("We're live: {webinar}"),
+            "\n\n".join([hello, _("“{webinar}” is starting now."), link]),
+        ),
+        StepInput(
+            StepKind.FOLLOW_UP,
+            60,
+            Audience.ATTENDED,
+            True,
+            _("Thank you for joining {webinar}"),
+            "\n\n".join(
+                [
+                    hello,
+                    _("thank you for watching “{webinar}” to the end."),
+                    _("You can watch it again with your personal link:") + "\n{replay_link}",
+                ]
+            ),
+        ),
+        StepInput(
+            StepKind.FOLLOW_UP,
+            60,
+            Audience.LEFT_EARLY,
+            True,
+            _("The rest of {webinar}"),
+            "\n\n".join(
+                [
+                    hello,
+                    _("thank you for joining “{webinar}”. You left before the end."),
+                    _("Watch the rest with your personal link:") + "\n{replay_link}",
+                ]
+            ),
+        ),
+        StepInput(
+            StepKind.FOLLOW_UP,
+            60,
+            Audience.MISSED,
+            True,
+            _("Sorry we missed you: {webinar}"),
+            "\n\n".join(
+                [
+                    hello,
+                    _("we missed you at “{webinar}”."),
+                    _("Watch the recording with your personal link:") + "\n{replay_link}",
+                    _("Or register for another session:") + "\n{register_link}",
+                ]
+            ),
+        ),
+    ]
+
+
+async def ensure_steps(webinar: Webinar) -> None:
+    """Give a webinar its default sequence the first time anyone needs it."""
+    if webinar.emails_configured:
+        return
+    async with in_transaction():
+        claimed = await Webinar.filter(id=webinar.id, emails_configured=False).update(
+            emails_configured=True
+        )
+        if claimed:
+            language = language_or_default(webinar.language)
+            await EmailStep.bulk_create(
+                [EmailStep(webinar_id=webinar.id, **vars(step)) for step in default_steps(language)]
+            )
+    webinar.emails_configured = True
+
+
+async def steps_of(webinar: Webinar) -> list[EmailStep]:
+    """The webinar's steps in sequence order: reminders, starting now, follow-ups."""
+    await ensure_steps(webinar)
+    return sorted(await EmailStep.filter(webinar_id=webinar.id), key=step_order)
+
+
+def step_order(step: EmailStep | StepInput) -> tuple[int, int, str]:
+    """Sort key: by moment relative to the session, then audience."""
+    if step.kind == StepKind.REMINDER:
+        return (0, -step.minutes, "")
+    if step.kind == StepKind.STARTING:
+        return (1, 0, "")
+    return (2, step.minutes, f"{list(Audience).index(step.audience):02d}")
+
+
+def _one_line(raw: str) -> str:
+    return " ".join(raw.split())
+
+
+def check_step(form: Mapping[str, str], *, kind: StepKind | None = None) -> StepInput | FormErrors:
+    """A step from the editor's form, or the errors to show next to its fields."""
+    errors = FormErrors()
+    try:
+        chosen = kind or StepKind(form.get("kind", ""))
+    except ValueError:
+        errors.add("kind", "Choose when this email is sent.")
+        return errors
+    subject = _one_line(form.get("subject", ""))
+    body = form.get("body", "").replace("\r\n", "\n").strip()
+    if not subject:
+        errors.add("subject", "Enter a subject.")
+    elif len(subject) > SUBJECT_MAX:
+        errors.add("subject", f"Keep the subject under {SUBJECT_MAX} characters.")
+    if not body:
+        errors.add("body", "Write the email.")
+    elif len(body) > BODY_MAX:
+        errors.add("body", f"Keep the email under {BODY_MAX:,} characters.")
+    for key, text in (("subject", subject), ("body", body)):
+        unknown = unknown_variables(text)
+        if unknown and key not in errors.errors:
+            names = ", ".join("{" + name + "}" for name in unknown)
+            known = ", ".join("{" + name + "}" for name in VARIABLES)
+            errors.add(key, f"Unknown variable {names}. Available: {known}.")
+    minutes = 0
+    if chosen != StepKind.STARTING:
+        minutes = _minutes(form, errors, chosen)
+    audience = Audience.EVERYONE
+    if chosen == StepKind.FOLLOW_UP:
+        try:
+            audience = Audience(form.get("audience", ""))
+        except ValueError:
+            errors.add("audience", "Choose who gets this follow-up.")
+    if errors:
+        return errors
+    enabled = form.get("enabled") in {"1", "on", "true"}
+    return StepInput(chosen, minutes, audience, enabled, subject, body)
+
+
+def _minutes(form: Mapping[str, str], errors: FormErrors, kind: StepKind) -> int:
+    raw_amount = form.get("amount", "").strip()
+    unit = form.get("unit", "minutes")
+    factor = {"minutes": 1, "hours": 60, "days": 60 * 24}.get(unit)
+    if factor is None:
+        errors.add("amount", "Choose minutes, hours or days.")
+        return 0
+    try:
+        amount = int(raw_amount)
+    except ValueError:
+        errors.add("amount", "Enter a whole number.")
+        return 0
+    minutes = amount * factor
+    low = 1 if kind == StepKind.REMINDER else 0
+    if not low <= minutes <= MAX_MINUTES:
+        errors.add("amount", f"Enter between {low} minute(s) and 30 days.")
+    return minutes
+
+
+def split_minutes(minutes: int) -> tuple[int, str]:
+    """The amount and unit the editor shows for a number of minutes."""
+    if minutes and minutes % (60 * 24) == 0:
+        return minutes // (60 * 24), "days"
+    if minutes and minutes % 60 == 0:
+        return minutes // 60, "hours"
+    return minutes, "minutes"
+
+
+def describe(step: EmailStep | StepInput) -> str:
+    """When a step goes out, in the editor's words."""
+    amount, unit = split_minutes(step.minutes)
+    span = f"{amount} {unit[:-1] if amount == 1 else unit}"
+    if step.kind == StepKind.REMINDER:
+        return f"{span} before the start"
+    if step.kind == StepKind.STARTING:
+        return "At the start"
+    after = "at the end" if not step.minutes else f"{span} after the end"
+    return f"{after}, to {AUDIENCE_LABELS[step.audience]}".capitalize()
+
+
+AUDIENCE_LABELS: dict[Audience, str] = {
+    Audience.EVERYONE: "everyone",
+    Audience.ATTENDED: "people who watched to the end",
+    Audience.LEFT_EARLY: "people who left early",
+    Audience.MISSED: "people who missed it",
+    Audience.CLICKED_OFFER: "people who clicked the offer",
+}
+
+
+async def save_step(webinar: Webinar, data: StepInput, step: EmailStep | None) -> EmailStep | str:
+    """Store a new or changed step and re-plan the webinar's registrants; or why it cannot be."""
+    if data.kind == StepKind.REMINDER and (step is None or step.kind != StepKind.REMINDER):
+        reminders = await EmailStep.filter(webinar_id=webinar.id, kind=StepKind.REMINDER).count()
+        if reminders >= MAX_REMINDERS:
+            return f"A webinar has at most {MAX_REMINDERS} reminders."
+    async with in_transaction():
+        if step is None:
+            step = await EmailStep.create(webinar_id=webinar.id, **vars(data))
+        else:
+            step.update_from_dict(vars(data))
+            await step.save()
+        await replan_webinar(webinar.id)
+    return step
+
+
+async def delete_step(webinar: Webinar, step: EmailStep) -> None:
+    """Remove a step; its planned emails are cancelled by the re-plan."""
+    async with in_transaction():
+        await step.delete()
+        await replan_webinar(webinar.id)
+
+
+async def set_late_rule(webinar: Webinar, rule: str) -> bool:
+    """Store what late registrants get; False for an unknown rule."""
+    if rule not in LATE_RULES:
+        return False
+    webinar.late_reminders = rule
+    await Webinar.filter(id=webinar.id).update(late_reminders=rule)
+    return True
+
+
+async def replan_webinar(webinar_id: int) -> int:
+    """Mark every registrant of the webinar for planning again; how many."""
+    return await Registrant.filter(webinar_id=webinar_id, plan_state=PLANNED).update(
+        plan_state=PLAN_AGAIN
+    )
+
+
+async def replan_registrant(registrant_id: int) -> None:
+    """Mark one registrant for planning again (their session changed)."""
+    await Registrant.filter(id=registrant_id, plan_state=PLANNED).update(plan_state=PLAN_AGAIN)
+
+
+# --- Planning ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """One step email to plan: which step, when."""
+
+    step_id: int
+    due_at: datetime
+
+
+def shifted(moment: datetime, minutes: int, zone: ZoneInfo) -> datetime:
+    """`moment` moved by `minutes` (negative: earlier); whole days keep the wall-clock time.
+
+    "1 day before" a Monday 10:00 session is Sunday 10:00 in the registrant's zone, also when
+    the clocks change on that Sunday (then 23 or 25 hours before). A wall time that the change
+    skips or repeats is read as the zone's rules do (`fold=0`), so it always exists.
+    """
+    if minutes % MINUTES_PER_DAY:
+        return moment + timedelta(minutes=minutes)
+    local = moment.astimezone(zone).replace(tzinfo=None) + timedelta(
+        days=minutes // MINUTES_PER_DAY
+    )
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def moments(
+    steps: Iterable[EmailStep],
+    *,
+    starts_at: datetime,
+    duration: timedelta,
+    on_demand: bool,
+    zone: ZoneInfo,
+) -> list[Due]:
+    """When each enabled step of a session falls due (before any late or repeat filter)."""
+    ends_at = starts_at + duration
+    planned = []
+    for step in steps:
+        if not step.enabled:
+            continue
+        if step.kind == StepKind.FOLLOW_UP:
+            planned.append(Due(step.id, shifted(ends_at, step.minutes, zone)))
+        elif on_demand:
+            continue  # the viewer starts when they like: nothing to remind them of
+        elif step.kind == StepKind.REMINDER:
+            planned.append(Due(step.id, shifted(starts_at, -step.minutes, zone)))
+        else:
+            planned.append(Due(step.id, starts_at))
+    return sorted(planned, key=lambda due: (due.due_at, due.step_id))
+
+
+def choose(
+    candidates: list[Due],
+    reminders: set[int],
+    *,
+    now: datetime,
+    starts_at: datetime,
+    new: bool,
+    late_rule: str,
+    already_sent: set[int],
+) -> list[Due]:
+    """The emails to plan: due later than now and not sent already, plus the late catch-up."""
+    planned = [due for due in candidates if due.due_at > now and due.step_id not in already_sent]
+    if new and late_rule == "latest" and starts_at > now:
+        missed = [
+            due
+            for due in candidates
+            if due.step_id in reminders and due.due_at <= now and due.step_id not in already_sent
+        ]
+        if missed:
+            planned.insert(0, Due(missed[-1].step_id, now))
+    return planned
+
+
+async def plan_pending(now: datetime, *, limit: int = 500) -> int:
+    """Plan the step emails of registrants waiting for it; how many registrants were planned."""
+    waiting: list[Any] = (
+        await Registrant.filter(plan_state__gt=PLANNED)
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", "webinar_id")
+    )
+    if not waiting:
+        return 0
+    webinars = {w.id: w for w in await Webinar.filter(id__in={wid for _, wid in waiting})}
+    durations: dict[int, timedelta] = {}
+    for webinar in webinars.values():
+        await ensure_steps(webinar)
+        durations[webinar.id] = await calendar.session_duration(webinar)
+    ids = [int(rid) for rid, _ in waiting]
+    async with in_transaction() as connection:
+        claimed = await _claim(connection, ids)
+        if not claimed:
+            return 0
+        steps: dict[int, list[EmailStep]] = {}
+        for step in await EmailStep.filter(webinar_id__in=list(webinars)):
+            steps.setdefault(step.webinar_id, []).append(step)
+        session_ids = {c.session_id for c in claimed if c.session_id is not None}
+        found = {s.id: s for s in await WebinarSession.filter(id__in=session_ids)}
+        claimed_ids = [c.registrant_id for c in claimed]
+        await PlannedEmail.filter(
+            registrant_id__in=claimed_ids, kind=STEP_EMAIL, state=EmailState.SCHEDULED
+        ).update(state=EmailState.CANCELLED, error="re-planned")
+        sent = await _already_sent(claimed_ids)
+        planned: list[PlannedEmail] = []
+        for claim in claimed:
+            session = found.get(claim.session_id) if claim.session_id is not None else None
+            owner = webinars.get(claim.webinar_id)
+            if session is None or owner is None or session.closed_at is not None:
+                continue
+            own = steps.get(claim.webinar_id, [])
+            candidates = moments(
+                own,
+                starts_at=session.starts_at,
+                duration=durations[claim.webinar_id],
+                on_demand=session.kind == "on_demand",
+                zone=claim.zone,
+            )
+            chosen = choose(
+                candidates,
+                {step.id for step in own if step.kind == StepKind.REMINDER},
+                now=now,
+                starts_at=session.starts_at,
+                new=claim.state == PLAN_NEW,
+                late_rule=owner.late_reminders,
+                already_sent=sent.get((claim.registrant_id, session.id), set()),
+            )
+            for due in chosen:
+                planned.append(
+                    PlannedEmail(
+                        kind=STEP_EMAIL,
+                        to_email="",
+                        registrant_id=claim.registrant_id,
+                        due_at=due.due_at,
+                        message_id=delivery.new_message_id(),
+                        context={"step_id": due.step_id, "session_id": session.id},
+                    )
+                )
+        await _fill_addresses(planned)
+        await rows.insert_many(connection, planned, returning=())
+    return len(claimed)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    registrant_id: int
+    webinar_id: int
+    session_id: int | None
+    state: int
+    zone: ZoneInfo
+
+
+async def _claim(connection: BaseDBAsyncClient, ids: list[int]) -> list[_Claimed]:
+    """Set the registrants' state to planned if it still asks for planning; what it was."""
+    marks = rows.placeholders(connection, 0, len(ids))
+    # Read first, then the conditional update: SQLite's RETURNING cannot show the old value.
+    found = await connection.execute_query_dict(
+        "SELECT id, webinar_id, session_id, plan_state, timezone FROM registrant "  # noqa: S608
+        f"WHERE id IN ({marks}) AND plan_state > 0",
+        ids,
+    )
+    if not found:
+        return []
+    chosen = [int(row["id"]) for row in found]
+    marks = rows.placeholders(connection, 0, len(chosen))
+    updated = await connection.execute_query_dict(
+        f"UPDATE registrant SET plan_state = 0 WHERE id IN ({marks}) "  # noqa: S608
+        "AND plan_state > 0 RETURNING id",
+        chosen,
+    )
+    kept = {int(row["id"]) for row in updated}
+    return [
+        _Claimed(
+            registrant_id=int(row["id"]),
+            webinar_id=int(row["webinar_id"]),
+            session_id=None if row["session_id"] is None else int(row["session_id"]),
+            state=int(row["plan_state"]),
+            zone=calendar.zone_named(str(row["timezone"])),
+        )
+        for row in found
+        if int(row["id"]) in kept
+    ]
+
+
+async def _already_sent(registrant_ids: list[int]) -> dict[tuple[int, int], set[int]]:
+    sent: dict[tuple[int, int], set[int]] = {}
+    for row in await PlannedEmail.filter(
+        registrant_id__in=registrant_ids,
+        kind=STEP_EMAIL,
+        state__in=[EmailState.SENT, EmailState.SENDING],
+    ).values("registrant_id", "context"):
+        context = row["context"] or {}
+        key = (int(row["registrant_id"]), int(context.get("session_id") or 0))
+        sent.setdefault(key, set()).add(int(context.get("step_id") or 0))
+    return sent
+
+
+async def _fill_addresses(planned: list[PlannedEmail]) -> None:
+    ids = {email.registrant_id for email in planned}
+    if not ids:
+        return
+    addresses = dict(await Registrant.filter(id__in=ids).values_list("id", "contact__email"))
+    for email in planned:
+        email.to_email = str(addresses.get(email.registrant_id, ""))
+
+
+# --- Sending ----------------------------------------------------------------------------------
+
+
+def values_for(
+    registrant: Registrant,
+    webinar: Webinar,
+    session: WebinarSession,
+    *,
+    email: str,
+    name: str,
+    join_link: str,
+) -> dict[str, str]:
+    """The variables of one registrant's email."""
+    language = language_or_default(registrant.language)
+    zone = calendar.registrant_zone(registrant)
+    when = (
+        f"{format_when(session.starts_at, zone, language)} ({zone_label(zone, session.starts_at)})"
+    )
+    base = get_settings().public_base_url
+    return {
+        "name": name,
+        "first_name": name.split()[0] if name.split() else "",
+        "email": email,
+        "webinar": webinar.title,
+        "when": when,
+        "join_link": join_link,
+        "replay_link": join_link,
+        "register_link": f"{base}/w/{webinar.slug}",
+    }
+
+
+def _stale(step: EmailStep, session: WebinarSession, duration: timedelta, now: datetime) -> str:
+    if step.kind == StepKind.REMINDER and now >= session.starts_at:
+        return "the session has begun: the reminder is stale"
+    if step.kind == StepKind.STARTING and now > session.starts_at + STARTING_GRACE:
+        return "more than 15 minutes after the start: stale"
+    due = session.starts_at + duration + timedelta(minutes=step.minutes)
+    if step.kind == StepKind.FOLLOW_UP and now > due + FOLLOW_UP_GRACE:
+        return "more than a day late: stale"
+    return ""
+
+
+_LEFT, _RIGHT = "\x01", "\x02"  # literal braces of fixed text, kept out of `fill`
+
+
+def _literal(text: str) -> str:
+    return text.replace("{", _LEFT).replace("}", _RIGHT)
+
+
+def _restore(text: str) -> str:
+    return text.replace(_LEFT, "{").replace(_RIGHT, "}")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A step's subject, text and HTML for one language, built once and filled per person."""
+
+    subject: str
+    text: str
+    html: str
+
+    def fill(self, values: Mapping[str, str]) -> tuple[str, str, str]:
+        """Subject, text and HTML for one person's variables."""
+        return (
+            _one_line(_restore(fill(self.subject, values))),
+            _restore(fill(self.text, values)),
+            _restore(fill(self.html, html_values(values))),
+        )
+
+
+def compile_step(
+    step: EmailStep | StepInput, webinar: Webinar, *, language: str, with_unsubscribe: bool
+) -> Compiled:
+    """Build a step's templates once; `{unsubscribe_link}` is left for each person's link."""
+    footer = gettext(language, "You get this email because you registered for {title}.")
+    footer = _literal(footer.format(title=webinar.title))
+    stop = gettext(language, "Unsubscribe")
+    text = step.body.strip() + "\n\n-- \n" + footer
+    footer_html = html.escape(footer)
+    if with_unsubscribe:
+        text += f"\n{_literal(stop)}: {{unsubscribe_link}}"
+        footer_html += f' <a href="{{unsubscribe_link}}">{html.escape(_literal(stop))}</a>'
+    shown = Webinar(title=_literal(webinar.title), theme=webinar.theme)
+    return Compiled(
+        subject=step.subject,
+        text=text + "\n",
+        html=layout(shown, paragraphs(step.body), language=language, footer=footer_html),
+    )
+
+
+def render_step(
+    step: EmailStep | StepInput,
+    webinar: Webinar,
+    values: Mapping[str, str],
+    *,
+    language: str,
+    unsubscribe_url: str,
+) -> tuple[str, str, str]:
+    """Subject, text and HTML of a step for one set of variables."""
+    compiled = compile_step(
+        step, webinar, language=language, with_unsubscribe=bool(unsubscribe_url)
+    )
+    return compiled.fill({**values, "unsubscribe_link": unsubscribe_url})
+
+
+@delivery.bulk_renderer(STEP_EMAIL)
+async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[delivery.Rendered]:
+    """Reminders, "starting now" and follow-ups as they read when sent, many at once.
+
+    What the rows need is read in a few queries, each step's templates are built once per
+    language, and each person's email is only filled in.
+    """
+    from app.services import registration  # the join link lives with registrations
+
+    contexts = [row.context or {} for row in rows]
+    steps = {
+        step.id: step
+        for step in await EmailStep.filter(id__in={int(c.get("step_id") or 0) for c in contexts})
+    }
+    registrants = {
+        registrant.id: registrant
+        for registrant in await Registrant.filter(
+            id__in={row.registrant_id for row in rows if row.registrant_id}
+        ).prefetch_related("contact", "webinar", "session")
+    }
+    durations: dict[int, timedelta] = {}
+    for held in registrants.values():
+        owner = held.webinar
+        assert isinstance(owner, Webinar)
+        if owner.id not in durations:
+            durations[owner.id] = await calendar.session_duration(owner)
+    doings = await _doings(
+        [(held.id, held.session_id) for held in registrants.values() if held.session_id is not None]
+    )
+    compiled: dict[tuple[int, str], Compiled] = {}
+    answer: list[delivery.Rendered] = []
+    for row, context in zip(rows, contexts, strict=True):
+        step = steps.get(int(context.get("step_id") or 0))
+        registrant = registrants.get(row.registrant_id or 0)
+        reason = _unwanted(step, registrant, context, durations, doings, now)
+        if reason or step is None or registrant is None:
+            answer.append(delivery.Rendered(skip=reason))
+            continue
+        contact, webinar, session = registrant.contact, registrant.webinar, registrant.session
+        assert isinstance(contact, Contact)
+        assert isinstance(webinar, Webinar)
+        assert isinstance(session, WebinarSession)
+        language = language_or_default(registrant.language)
+        key = (step.id, language)
+        if key not in compiled:
+            compiled[key] = compile_step(step, webinar, language=language, with_unsubscribe=True)
+        link = registration.join_url(await registration.usable_token(registrant))
+        values = values_for(
+            registrant,
+            webinar,
+            session,
+            email=contact.email,
+            name=contact.name,
+            join_link=link,
+        )
+        values["unsubscribe_link"] = unsubscribe.url_for(contact.id)
+        subject, text, document = compiled[key].fill(values)
+        answer.append(
+            delivery.Rendered(
+                to=contact.email,
+                to_name=contact.name,
+                subject=subject,
+                text=text,
+                html=document,
+                headers=unsubscribe.headers_for(contact.id),
+            )
+        )
+    return answer
+
+
+@dataclass
+class _Doings:
+    """What one registrant did in one session, from the analytics events."""
+
+    joined: bool = False
+    furthest: float = 0.0
+    clicked_offer: bool = False
+
+
+async def _doings(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Doings]:
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    found: dict[tuple[int, int], _Doings] = {}
+    events = await AnalyticsEvent.filter(
+        registrant_id__in={r for r, _ in pairs},
+        session_id__in={s for _, s in pairs},
+        kind__in=[*JOIN_EVENTS, OFFER_CLICK],
+    ).values_list("registrant_id", "session_id", "kind", "video_seconds")
+    for registrant_id, session_id, kind, seconds in events:
+        key = (int(registrant_id), int(session_id))
+        if key not in wanted:
+            continue
+        doing = found.setdefault(key, _Doings())
+        if kind == OFFER_CLICK:
+            doing.clicked_offer = True
+            continue
+        doing.joined = True
+        if seconds is not None:
+            doing.furthest = max(doing.furthest, float(seconds))
+    return found
+
+
+def _unwanted(
+    step: EmailStep | None,
+    registrant: Registrant | None,
+    context: Mapping[str, Any],
+    durations: Mapping[int, timedelta],
+    doings: Mapping[tuple[int, int], _Doings],
+    now: datetime,
+) -> str:
+    """Why this email must not go out now ("" when it should)."""
+    if step is None or not step.enabled:
+        return "the step was removed or switched off"
+    if registrant is None:
+        return "the registration was deleted"
+    contact, session = registrant.contact, registrant.session
+    assert isinstance(contact, Contact)
+    if contact.unsubscribed_at is not None:
+        return "the contact unsubscribed"
+    if contact.suppressed_at is not None:
+        return "the address is suppressed"
+    if not isinstance(session, WebinarSession) or session.id != context.get("session_id"):
+        return "the registrant is in another session now"
+    duration = durations[registrant.webinar_id]
+    stale = _stale(step, session, duration, now)
+    if stale:
+        return stale
+    if step.kind != StepKind.FOLLOW_UP or step.audience == Audience.EVERYONE:
+        return ""
+    doing = doings.get((registrant.id, session.id), _Doings())
+    if step.audience == Audience.CLICKED_OFFER:
+        matches = doing.clicked_offer
+    else:
+        matches = audience_of(doing.joined, doing.furthest, duration) == step.audience
+    return "" if matches else f"not for this audience ({step.audience.value})"
+
+
+def audience_of(joined: bool, furthest: float, duration: timedelta) -> Audience:
+    """Watched to the end, left early or missed, from whether and how far someone watched."""
+    if not joined:
+        return Audience.MISSED
+    if furthest >= STAYED_SHARE * duration.total_seconds():
+        return Audience.ATTENDED
+    return Audience.LEFT_EARLY
