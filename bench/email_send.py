@@ -127,6 +127,7 @@ async def floor(port: int, payloads: list[bytes], connections: int) -> float:
 
 async def _setup(database_url: str, folder: Path, count: int, start: datetime) -> None:
     """A webinar, its default sequence, `count` registrants of one session, their plans."""
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
     from tortoise.transactions import in_transaction
 
     from app import db
@@ -134,6 +135,8 @@ async def _setup(database_url: str, folder: Path, count: int, start: datetime) -
     from app.services import crypto, rows, sequences
     from app.settings import Settings, use_settings
 
+    # Tortoise caches SQL per connection name; this process switches dialects between runs.
+    EXECUTOR_CACHE.clear()
     settings = Settings(var_dir=folder, database_url=database_url, public_base_url="https://e.x")
     use_settings(settings)
     await db.migrate(settings)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
+from functools import lru_cache
 
 from emails.message import HeaderInjectionError
 
@@ -25,6 +27,8 @@ CRLF = "\r\n"
 # A display name that needs no quoting: RFC 5322 atext and spaces.
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+")
 _ENCODED_CHUNK = 45  # bytes of UTF-8 per encoded word: 60 base64 characters, within 75 in all
+_BOUNDARY_PREFIX = secrets.token_hex(8)
+_boundaries = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,21 @@ def format_address(name: str, email: str) -> str:
     return f'"{quoted}" <{address}>'
 
 
+@lru_cache(maxsize=16)
+def _from_header(sender: str, sender_address: str) -> str:
+    """The From header of a sender as configured (the same for a whole batch)."""
+    name, address = parseaddr(_one_line(sender, "From"))
+    return format_address(name, address or sender_address)
+
+
+def _boundary() -> str:
+    """A MIME boundary: a random part per process and a counter.
+
+    Bodies are quoted-printable, where "=" is always written "=3D", so "==" never occurs in them.
+    """
+    return f"=={_BOUNDARY_PREFIX}{next(_boundaries):x}=="
+
+
 def _quoted_printable(text: str) -> str:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(body.encode(), quotetabs=False, istext=True, header=False)
@@ -111,9 +130,8 @@ def build(
     headers: Mapping[str, str] | None = None,
 ) -> RawMessage:
     """One message: `sender` is the From header as written, the rest is encoded here."""
-    from_name, from_address = parseaddr(_one_line(sender, "From"))
     lines = [
-        f"From: {format_address(from_name, from_address or sender_address)}",
+        f"From: {_from_header(sender, sender_address)}",
         f"To: {format_address(to_name, to_address)}",
         f"Subject: {encode_words(_one_line(subject, 'Subject'))}",
         f"Date: {_one_line(date, 'Date')}",
@@ -131,7 +149,7 @@ def build(
     if html is None:
         lines.extend(text_part)
     else:
-        boundary = f"=={secrets.token_hex(12)}=="
+        boundary = _boundary()
         lines += [f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
         lines += [f"--{boundary}", *text_part]
         lines += [

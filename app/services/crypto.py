@@ -75,7 +75,13 @@ def unseal(sealed: str) -> str | None:
 
 
 def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_derive(b"encore sealed values")))
+    return _fernet_for(_derive(b"encore sealed values"))
+
+
+@lru_cache(maxsize=8)
+def _fernet_for(key: bytes) -> Fernet:
+    # One object per derived key: building it checks and splits the key each time.
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def _derive(info: bytes) -> bytes:

@@ -614,13 +614,11 @@ def values_for(
     email: str,
     name: str,
     join_link: str,
+    when: str | None = None,
 ) -> dict[str, str]:
-    """The variables of one registrant's email."""
-    language = language_or_default(registrant.language)
-    zone = calendar.registrant_zone(registrant)
-    when = (
-        f"{format_when(session.starts_at, zone, language)} ({zone_label(zone, session.starts_at)})"
-    )
+    """The variables of one registrant's email (`when` when already known for the session)."""
+    if when is None:
+        when = session_time(session, registrant)
     base = get_settings().public_base_url
     return {
         "name": name,
@@ -632,6 +630,14 @@ def values_for(
         "replay_link": join_link,
         "register_link": f"{base}/w/{webinar.slug}",
     }
+
+
+def session_time(session: WebinarSession, registrant: Registrant) -> str:
+    """When the session starts, in the registrant's zone and language."""
+    language = language_or_default(registrant.language)
+    zone = calendar.registrant_zone(registrant)
+    start = session.starts_at
+    return f"{format_when(start, zone, language)} ({zone_label(zone, start)})"
 
 
 def _stale(step: EmailStep, session: WebinarSession, duration: timedelta, now: datetime) -> str:
@@ -738,6 +744,7 @@ async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[deliver
         [(held.id, held.session_id) for held in registrants.values() if held.session_id is not None]
     )
     compiled: dict[tuple[int, str], Compiled] = {}
+    times: dict[tuple[int, str, str], str] = {}  # per session, zone and language
     answer: list[delivery.Rendered] = []
     for row, context in zip(rows, contexts, strict=True):
         step = steps.get(int(context.get("step_id") or 0))
@@ -755,6 +762,9 @@ async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[deliver
         if key not in compiled:
             compiled[key] = compile_step(step, webinar, language=language, with_unsubscribe=True)
         link = registration.join_url(await registration.usable_token(registrant))
+        moment = (session.id, registrant.timezone, language)
+        if moment not in times:
+            times[moment] = session_time(session, registrant)
         values = values_for(
             registrant,
             webinar,
@@ -762,6 +772,7 @@ async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[deliver
             email=contact.email,
             name=contact.name,
             join_link=link,
+            when=times[moment],
         )
         values["unsubscribe_link"] = unsubscribe.url_for(contact.id)
         subject, text, document = compiled[key].fill(values)
