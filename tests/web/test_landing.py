@@ -824,3 +824,14 @@ async def test_a_webinar_unpublished_a_moment_ago_takes_no_more_registrations(
     again = await client.post("/w/growth-101/register", data=_form(email="grace@example.com"))
     assert again.status_code == 404
     assert await Registrant.all().count() == 1
+
+
+async def test_a_cross_site_registration_gets_no_csrf_cookie(client: httpx.AsyncClient) -> None:
+    await make_webinar()
+    client.cookies.clear()
+    answer = await client.post("/w/growth-101/register", data=_form())
+    assert answer.status_code == 303
+    assert "set-cookie" not in answer.headers
+    # A page visit still gets one, for the forms on our own pages.
+    page = await client.get("/w/growth-101")
+    assert "encore_csrf=" in page.headers.get("set-cookie", "")
