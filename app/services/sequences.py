@@ -550,34 +550,35 @@ class _Claimed:
 
 
 async def _claim(connection: BaseDBAsyncClient, ids: list[int]) -> list[_Claimed]:
-    """Set the registrants' state to planned if it still asks for planning; what it was."""
+    """Set the registrants' state to planned if it still asks for planning; what they hold.
+
+    The session and zone come from the UPDATE's own RETURNING, so they are the row as claimed
+    (PostgreSQL locks it until commit): a move committed just before is seen, one committed
+    after sets the state again. Whether a registrant is new is read just before; it only
+    decides the late registrant's catch-up.
+    """
     marks = rows.placeholders(connection, 0, len(ids))
-    # Read first, then the conditional update: SQLite's RETURNING cannot show the old value.
-    found = await connection.execute_query_dict(
-        "SELECT id, webinar_id, session_id, plan_state, timezone FROM registrant "  # noqa: S608
-        f"WHERE id IN ({marks}) AND plan_state > 0",
+    states = {
+        int(row["id"]): int(row["plan_state"])
+        for row in await connection.execute_query_dict(
+            f"SELECT id, plan_state FROM registrant WHERE id IN ({marks})",  # noqa: S608
+            ids,
+        )
+    }
+    claimed = await connection.execute_query_dict(
+        f"UPDATE registrant SET plan_state = 0 WHERE id IN ({marks}) "  # noqa: S608
+        "AND plan_state > 0 RETURNING id, webinar_id, session_id, timezone",
         ids,
     )
-    if not found:
-        return []
-    chosen = [int(row["id"]) for row in found]
-    marks = rows.placeholders(connection, 0, len(chosen))
-    updated = await connection.execute_query_dict(
-        f"UPDATE registrant SET plan_state = 0 WHERE id IN ({marks}) "  # noqa: S608
-        "AND plan_state > 0 RETURNING id",
-        chosen,
-    )
-    kept = {int(row["id"]) for row in updated}
     return [
         _Claimed(
             registrant_id=int(row["id"]),
             webinar_id=int(row["webinar_id"]),
             session_id=None if row["session_id"] is None else int(row["session_id"]),
-            state=int(row["plan_state"]),
+            state=states.get(int(row["id"]), PLAN_AGAIN),
             zone=calendar.zone_named(str(row["timezone"])),
         )
-        for row in found
-        if int(row["id"]) in kept
+        for row in claimed
     ]
 
 
