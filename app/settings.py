@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     redis_channel: str = Field(default="encore", min_length=1, max_length=100)
     smtp_url: str = ""
     mail_from: str = "Encore <encore@localhost>"
+    # The DNS server that checks a sender domain's SPF, DKIM and DMARC records, as host:port
+    # (an IP address); empty means the system's resolvers.
+    dns_nameserver: str = ""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
@@ -118,6 +121,19 @@ class Settings(BaseSettings):
                 raise ValueError("must look like smtp://user:pass@host:port (or smtps://)")
         return value
 
+    @field_validator("dns_nameserver")
+    @classmethod
+    def _check_dns_nameserver(cls, value: str) -> str:
+        if value:
+            host, port = split_host_port(value, default_port=53)
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError("must be an IP address with an optional :port") from None
+            if not 1 <= port <= 65535:
+                raise ValueError("the port must be between 1 and 65535")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
@@ -168,6 +184,23 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         """Trusted proxy addresses for forwarded headers."""
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+
+def split_host_port(value: str, *, default_port: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]:port` or a bare IPv6 address as (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if not port:
+        return host, default_port
+    if not port.isdigit():
+        raise ValueError("the port must be a number")
+    return host, int(port)
 
 
 @lru_cache(maxsize=8)

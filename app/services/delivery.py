@@ -16,18 +16,21 @@ a permanent refusal (5xx) fails the row and suppresses the address.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import formatdate, parseaddr
+from email.utils import formatdate
 from typing import Any
 
 from tortoise import connections
 
 from app.models import Contact, EmailState, PlannedEmail
+from app.services import sender as senders
+from app.services.sender import Sender
 from app.settings import get_settings
 from emails import SendError, compose
 from emails.mailers import send_each
@@ -168,10 +171,12 @@ async def _suppress(row: PlannedEmail, now: datetime) -> None:
     await Contact.filter(email=row.to_email, suppressed_at__isnull=True).update(suppressed_at=now)
 
 
-async def deliver(row: PlannedEmail, now: datetime) -> EmailState:
+async def deliver(row: PlannedEmail, now: datetime, sender: Sender | None = None) -> EmailState:
     """Render and send one row as read after its claim; its new state."""
     from app.services import mail
 
+    if sender is None:
+        sender = await senders.current()
     render = _renderers.get(row.kind)
     if render is None:
         await _finish(row, EmailState.FAILED, now, f"no renderer for kind {row.kind!r}")
@@ -186,15 +191,17 @@ async def deliver(row: PlannedEmail, now: datetime) -> EmailState:
         await _finish(row, EmailState.CANCELLED, now, rendered.skip)
         return EmailState.CANCELLED
     message = compose(
-        sender=get_settings().mail_from,
+        sender=sender.from_header,
         to=rendered.to,
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
+        reply_to=sender.reply_to or None,
         message_id=row.message_id,
         headers=dict(rendered.headers),
         attachments=rendered.attachments,
     )
+    senders.sign_message(message, sender)
     try:
         await mail.get_mailer().send(message)
     except SendError as error:
@@ -244,21 +251,25 @@ async def deliver_due(now: datetime, *, limit: int = BATCH) -> dict[EmailState, 
     await _release_stale(now)
     outcome: dict[EmailState, int] = {}
     rows = await _claim_due(now, limit)
+    if not rows:
+        return outcome
+    # One sender for every message of this call: a change in the admin applies to the next.
+    sender = await senders.current()
     by_kind: dict[str, list[PlannedEmail]] = {}
     for row in rows:
         by_kind.setdefault(row.kind, []).append(row)
     for kind, group in by_kind.items():
         if kind in _bulk_renderers:
-            states = await _deliver_bulk(_bulk_renderers[kind], group, now)
+            states = await _deliver_bulk(_bulk_renderers[kind], group, now, sender)
         else:
-            states = [await deliver(row, now) for row in group]
+            states = [await deliver(row, now, sender) for row in group]
         for state in states:
             outcome[state] = outcome.get(state, 0) + 1
     return outcome
 
 
 async def _deliver_bulk(
-    render: BulkRenderer, rows: list[PlannedEmail], now: datetime
+    render: BulkRenderer, rows: list[PlannedEmail], now: datetime, sender: Sender
 ) -> list[EmailState]:
     """Render claimed rows together, build them as bytes, send them over reused connections."""
     from app.services import mail
@@ -273,8 +284,6 @@ async def _deliver_bulk(
     states: list[EmailState] = [EmailState.SENDING] * len(rows)
     skipped: dict[str, list[int]] = {}
     ready: list[tuple[int, RawMessage]] = []
-    settings = get_settings()
-    sender_address = parseaddr(settings.mail_from)[1]
     date = formatdate(localtime=False, usegmt=True)
     for index, (row, message) in enumerate(zip(rows, rendered, strict=True)):
         if message.skip is not None:
@@ -282,11 +291,15 @@ async def _deliver_bulk(
             states[index] = EmailState.CANCELLED
             continue
         try:
-            ready.append((index, _raw(row, message, settings.mail_from, sender_address, date)))
+            raw = _raw(row, message, sender, date)
         except (ValueError, HeaderInjectionError) as error:
             # Not writable on the fast path (an address with non-ASCII characters, a header
             # with a line break): the careful composer decides, one message on its own.
-            states[index] = await _send_composed(row, message, now, error)
+            states[index] = await _send_composed(row, message, now, error, sender)
+            continue
+        if sender.dkim is not None:
+            raw = dataclasses.replace(raw, data=senders.signed(raw.data, sender))
+        ready.append((index, raw))
     for reason, ids in skipped.items():
         await _finish_many(ids, EmailState.CANCELLED, now, reason)
     # Each accepted message is recorded as soon as possible (many per statement) while the
@@ -349,14 +362,15 @@ class _SentRecorder:
         await writer
 
 
-def _raw(
-    row: PlannedEmail, message: Rendered, sender: str, sender_address: str, date: str
-) -> RawMessage:
+def _raw(row: PlannedEmail, message: Rendered, sender: Sender, date: str) -> RawMessage:
     if message.to_name is None or message.attachments:
         raise ValueError("needs the careful composer")
+    headers = dict(message.headers)
+    if sender.reply_to:
+        headers["Reply-To"] = sender.reply_to
     return build_raw(
-        sender=sender,
-        sender_address=sender_address,
+        sender=sender.from_header,
+        sender_address=sender.address,
         to_name=message.to_name,
         to_address=message.to,
         subject=message.subject,
@@ -364,12 +378,12 @@ def _raw(
         html=message.html,
         message_id=row.message_id,
         date=date,
-        headers=message.headers,
+        headers=headers,
     )
 
 
 async def _send_composed(
-    row: PlannedEmail, rendered: Rendered, now: datetime, why: Exception
+    row: PlannedEmail, rendered: Rendered, now: datetime, why: Exception, sender: Sender
 ) -> EmailState:
     from app.services import mail
 
@@ -378,11 +392,12 @@ async def _send_composed(
         if rendered.to_name:
             to = address(rendered.to_name, rendered.to)
         message = compose(
-            sender=get_settings().mail_from,
+            sender=sender.from_header,
             to=to,
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
+            reply_to=sender.reply_to or None,
             message_id=row.message_id,
             headers=dict(rendered.headers),
             attachments=rendered.attachments,
@@ -390,6 +405,7 @@ async def _send_composed(
     except (ValueError, HeaderInjectionError) as error:
         await _finish(row, EmailState.FAILED, now, f"cannot be composed: {error} ({why})")
         return EmailState.FAILED
+    senders.sign_message(message, sender)
     try:
         await mail.get_mailer().send(message)
     except SendError as error:

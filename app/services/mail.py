@@ -9,6 +9,7 @@ from email.utils import getaddresses
 from tortoise.transactions import in_transaction
 
 from app.models import OutboxMessage
+from app.services import sender as senders
 from app.services.rows import insert_many
 from app.settings import get_settings
 from emails import Mailer, SendError, compose, smtp_mailer_from_url
@@ -79,12 +80,15 @@ async def send_now(
     attachments: Sequence[Attachment] = (),
 ) -> None:
     """Compose and deliver one transactional message (sign-in links, invitations and the like)."""
+    sender = await senders.current()
     message = compose(
-        sender=get_settings().mail_from,
+        sender=sender.from_header,
         to=to,
         subject=subject,
         text=text,
         html=html,
+        reply_to=sender.reply_to or None,
         attachments=attachments,
     )
+    senders.sign_message(message, sender)
     await get_mailer().send(message)

@@ -14,6 +14,13 @@ class WorkspaceSettings:
 
     name: str = "Encore"
     require_2fa: bool = False
+    # The sender of every email (see app.services.sender); empty means the MAIL_FROM setting.
+    sender_name: str = ""
+    sender_address: str = ""
+    reply_to: str = ""
+    dkim_selector: str = ""
+    dkim_key_sealed: str = ""  # RSA private key (PEM), sealed with the app key
+    dkim_enabled: bool = False
 
 
 def _unwrap(stored: Any) -> Any:

@@ -19,6 +19,7 @@ from app.models import (
     WebinarSession,
 )
 from app.services import audit, auth, schedules, team, workspace
+from app.services import sender as senders
 from app.services.permissions import ROLE_DESCRIPTIONS, Permission, assignable_roles, can
 from app.web.access import client_ip, staff_route, staff_user
 from app.web.forms import form_fields
@@ -298,6 +299,7 @@ async def settings_page(request: Request) -> Response:
         "settings": current,
         "can_security": can(user.role, Permission.MANAGE_SECURITY),
         "active": "/admin/settings",
+        **await _sender_context(current),
     }
     if request.method == "POST":
         data = await form_fields(request, "name", max_length=200)
@@ -331,6 +333,7 @@ async def settings_security(request: Request) -> Response:
                 "active": "/admin/settings",
                 "error": "Turn on two-factor sign-in for your own account first, "
                 "so you keep access.",
+                **await _sender_context(await workspace.load()),
             },
             status=400,
         )
@@ -342,6 +345,118 @@ async def settings_security(request: Request) -> Response:
         details={"required": required},
     )
     return RedirectResponse("/admin/settings", status_code=303)
+
+
+async def _sender_context(
+    stored: workspace.WorkspaceSettings, typed: senders.SenderForm | None = None
+) -> dict[str, object]:
+    """What the "Email sender" card shows: the form (as stored or as typed) and the DKIM record."""
+    sender = await senders.current()
+    domain = sender.address.rpartition("@")[2]
+    selector = stored.dkim_selector or senders.DEFAULT_SELECTOR
+    form = typed or senders.SenderForm(
+        name=stored.sender_name,
+        address=stored.sender_address,
+        reply_to=stored.reply_to,
+        selector=stored.dkim_selector,
+        dkim_enabled=stored.dkim_enabled,
+    )
+    return {
+        "sender": sender,
+        "sender_form": form,
+        "sender_errors": {},
+        "dkim_record": senders.stored_record(stored),
+        "dkim_record_name": f"{selector}._domainkey.{domain}",
+        "sender_checks": None,
+    }
+
+
+async def _settings_with_sender(
+    request: Request, typed: senders.SenderForm | None = None, **extra: object
+) -> dict[str, object]:
+    user = staff_user(request)
+    stored = await workspace.load()
+    context: dict[str, object] = {
+        "settings": stored,
+        "can_security": can(user.role, Permission.MANAGE_SECURITY),
+        "active": "/admin/settings",
+        **await _sender_context(stored, typed),
+    }
+    context.update(extra)
+    return context
+
+
+@staff_route(Permission.MANAGE_SETTINGS)
+async def settings_sender(request: Request) -> Response:
+    """Save who emails come from: name, address, Reply-To and DKIM signing."""
+    user = staff_user(request)
+    data = await form_fields(
+        request,
+        "sender_name",
+        "sender_address",
+        "reply_to",
+        "dkim_selector",
+        "dkim_enabled",
+        max_length=300,
+    )
+    typed = senders.SenderForm(
+        name=data["sender_name"],
+        address=data["sender_address"],
+        reply_to=data["reply_to"],
+        selector=data["dkim_selector"],
+        dkim_enabled=data["dkim_enabled"] == "on",
+    )
+    changes, errors = await senders.save(typed)
+    if errors:
+        context = await _settings_with_sender(
+            request,
+            typed=typed,
+            sender_errors=errors.errors,
+            error="Check the highlighted sender fields.",
+        )
+        return render(request, "admin/settings.html", context, status=400)
+    if changes:
+        await audit.record(
+            action="settings.sender", actor=user, ip=client_ip(request), details=changes
+        )
+    context = await _settings_with_sender(request, notice="Email sender saved.")
+    return render(request, "admin/settings.html", context)
+
+
+@staff_route(Permission.MANAGE_SETTINGS)
+async def settings_sender_dkim_key(request: Request) -> Response:
+    """Generate a new DKIM key and show the DNS record to publish (signing waits for it)."""
+    user = staff_user(request)
+    await senders.new_key()
+    stored = await workspace.load()
+    await audit.record(
+        action="settings.sender",
+        actor=user,
+        ip=client_ip(request),
+        details={"dkim_key": "generated", "dkim_selector": stored.dkim_selector},
+    )
+    context = await _settings_with_sender(
+        request,
+        notice="A new DKIM key was generated. Publish the TXT record below, check it, "
+        "then turn on signing.",
+    )
+    return render(request, "admin/settings.html", context)
+
+
+@staff_route(Permission.MANAGE_SETTINGS)
+async def settings_sender_check(request: Request) -> Response:
+    """Look up the sender domain's SPF, DKIM and DMARC records and show what to fix."""
+    user = staff_user(request)
+    domain, checks = await senders.check_current()
+    await audit.record(
+        action="settings.sender_check",
+        actor=user,
+        ip=client_ip(request),
+        target=domain,
+        details={check.name: check.ok for check in checks},
+    )
+    context = await _settings_with_sender(request, sender_checks=checks, checked_domain=domain)
+    return render(request, "admin/settings.html", context)
 
 
 @staff_route(Permission.VIEW_AUDIT)

@@ -133,6 +133,9 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/team/{user_id:int}/reset-2fa", admin.team_member_reset_2fa, methods=POST),
         Route("/admin/settings", admin.settings_page, methods=FORM),
         Route("/admin/settings/security", admin.settings_security, methods=POST),
+        Route("/admin/settings/sender", admin.settings_sender, methods=POST),
+        Route("/admin/settings/sender/dkim-key", admin.settings_sender_dkim_key, methods=POST),
+        Route("/admin/settings/sender/check", admin.settings_sender_check, methods=POST),
         Route("/admin/audit", admin.audit_log, methods=GET),
         # Public webinar pages. theme.css comes before /w/{slug}, which would otherwise take it.
         Route("/w/theme.css", landing.theme_css, methods=GET),

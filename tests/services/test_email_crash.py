@@ -67,6 +67,14 @@ class SlowSink:
             return len(self.ids)
 
 
+@pytest.fixture(autouse=True)
+def configured_mailer() -> Iterator[None]:
+    """The settings' mailer before and after: a test that picks an SMTP server drops it."""
+    mail.use_mailer(None)
+    yield
+    mail.use_mailer(None)
+
+
 @pytest.fixture
 def sink() -> Iterator[tuple[SlowSink, Controller]]:
     handler = SlowSink()

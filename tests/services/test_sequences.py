@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
@@ -36,9 +37,11 @@ END = START + timedelta(minutes=60)  # no video: sessions last an hour
 
 
 @pytest.fixture(autouse=True)
-def outbox_mailer() -> None:
+def outbox_mailer() -> Iterator[None]:
     """The configured mailer: without SMTP, messages land in the outbox table."""
     mail.use_mailer(None)
+    yield
+    mail.use_mailer(None)  # a test that chose an SMTP server leaves nothing behind
 
 
 async def make_webinar(*, late: str = "skip", language: str = "en") -> Webinar:

@@ -80,6 +80,18 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/team/{user_id:int}/reset-2fa": ({}, 200),
     "/admin/settings": ({"name": "Encore"}, 200),
     "/admin/settings/security": ({"require_2fa": "0"}, 303),
+    # The sender is stored, a DKIM key generated (both in the settings rows), and the check of
+    # example.com (a reserved domain: no DNS lookup) is recorded in the audit log.
+    "/admin/settings/sender": (
+        {
+            "sender_name": "Acme Events",
+            "sender_address": "news@example.com",
+            "dkim_selector": "encore",
+        },
+        200,
+    ),
+    "/admin/settings/sender/dkim-key": ({}, 200),
+    "/admin/settings/sender/check": ({}, 200),
     # The world's video waits, so cancel fails it at once; then retry queues it again.
     "/admin/media/{video_id:int}/cancel": ({}, 303),
     "/admin/media/{video_id:int}/retry": ({}, 303),
@@ -153,6 +165,12 @@ API_CASES: dict[tuple[str, str], ApiCase] = {
     ("POST", "/admin/uploads/s3/{upload_id}/complete"): ApiCase(404, json={"parts": []}),
 }
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@pytest.fixture(autouse=True)
+def configured_mailer() -> None:
+    """The outbox mailer the settings choose, whatever an earlier module left behind."""
+    mail.use_mailer(None)
 
 
 def _routes() -> list[Route]:
