@@ -46,6 +46,7 @@ class PlannedEmail(Model):
 class StepKind(StrEnum):
     """When a step of a webinar's email sequence goes out, relative to the session."""
 
+    CONFIRMATION = "confirmation"  # at registration, with the join link and calendar file
     REMINDER = "reminder"  # `minutes` before the start
     STARTING = "starting"  # at the start ("starting now")
     FOLLOW_UP = "follow_up"  # `minutes` after the end, to one audience

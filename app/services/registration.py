@@ -24,6 +24,7 @@ from tortoise.exceptions import IntegrityError
 from app.i18n import format_when, gettext, language_or_default, zone_label
 from app.models import (
     Contact,
+    EmailStep,
     PlannedEmail,
     Registrant,
     RegistrationAttempt,
@@ -39,7 +40,7 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
-from app.services import calendar, contacts, crypto, delivery, intake, sessions
+from app.services import calendar, contacts, crypto, delivery, intake, sequences, sessions
 from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
 from app.settings import get_settings
 from emails.message import Attachment, address
@@ -779,6 +780,7 @@ async def _compose_link_email(
     lines: list[str] = [greeting, "", intro, ""]
     parts: list[str] = [f"<p>{html.escape(greeting)}</p>", f"<p>{html.escape(intro)}</p>"]
     attachments: tuple[Attachment, ...] = ()
+    own: EmailStep | None = None
     if session is not None and session.kind != sessions.ON_DEMAND:
         zone = calendar.registrant_zone(registrant)
         when = t("When: {when}", when=format_when(session.starts_at, zone, language))
@@ -811,14 +813,26 @@ async def _compose_link_email(
         )
         add = t("Add it to your calendar:")
         attached = t("The invitation is attached as invite.ics.")
-        lines += [when, zone_line, "", join, url, "", add]
-        lines += [f"Google Calendar: {google}", f"Outlook: {outlook}", attached]
-        parts += [
-            f"<p>{html.escape(when)}<br>{html.escape(zone_line)}</p>",
-            f"<p>{html.escape(join)}<br>{_link(url, url)}</p>",
+        own = await sequences.confirmation_of(webinar) if new else None
+        if own is not None:
+            # The editor's own words, with the calendar links and file added as always.
+            values = sequences.values_for(
+                registrant, webinar, session, email=contact.email, name=contact.name, join_link=url
+            )
+            subject, text, inner = sequences.fill_confirmation(own, values)
+            lines = [text, ""]
+            parts = [inner]
+        else:
+            lines += [when, zone_line, "", join, url, ""]
+            parts += [
+                f"<p>{html.escape(when)}<br>{html.escape(zone_line)}</p>",
+                f"<p>{html.escape(join)}<br>{_link(url, url)}</p>",
+            ]
+        lines += [add, f"Google Calendar: {google}", f"Outlook: {outlook}", attached]
+        parts.append(
             f"<p>{html.escape(add)} {_link(google, 'Google Calendar')} · "
-            f"{_link(outlook, 'Outlook')}<br>{html.escape(attached)}</p>",
-        ]
+            f"{_link(outlook, 'Outlook')}<br>{html.escape(attached)}</p>"
+        )
         attachments = (
             Attachment(
                 filename="invite.ics",
@@ -831,9 +845,10 @@ async def _compose_link_email(
         watch = t("You can start watching whenever you like, with your personal link:")
         lines += [watch, url]
         parts.append(f"<p>{html.escape(watch)}<br>{_link(url, url)}</p>")
-    keep = t("Please do not share this link: it is yours alone.")
-    lines += ["", keep]
-    parts.append(f"<p>{html.escape(keep)}</p>")
+    if own is None:
+        keep = t("Please do not share this link: it is yours alone.")
+        lines += ["", keep]
+        parts.append(f"<p>{html.escape(keep)}</p>")
     body = "\n".join(parts)
     document = f'<!doctype html>\n<html lang="{language}">\n<body>\n{body}\n</body>\n</html>\n'
     return _Message(subject, "\n".join(lines) + "\n", document, attachments)

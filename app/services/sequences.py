@@ -103,6 +103,17 @@ def fill(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), text)
 
 
+async def confirmation_of(webinar: Webinar) -> EmailStep | None:
+    """The webinar's own confirmation text, or None for the built-in one."""
+    return await EmailStep.filter(webinar_id=webinar.id, kind=StepKind.CONFIRMATION).first()
+
+
+def fill_confirmation(step: EmailStep, values: Mapping[str, str]) -> tuple[str, str, str]:
+    """Subject, text and HTML paragraphs of a confirmation for one registrant."""
+    subject = _one_line(fill(step.subject, values))
+    return subject, fill(step.body, values).strip(), to_html(step.body, values)
+
+
 def html_values(values: Mapping[str, str]) -> dict[str, str]:
     """Variables as HTML: text escaped, links as clickable anchors."""
     safe = {name: html.escape(value) for name, value in values.items()}
@@ -230,6 +241,28 @@ def default_steps(language: str) -> list[StepInput]:
     ]
 
 
+def default_confirmation(language: str) -> StepInput:
+    """A starting point for a webinar's own confirmation text, in its language."""
+
+    def _(message: str) -> str:
+        return gettext(language, message)
+
+    body = [
+        _("Hello {first_name},"),
+        _("you are registered for “{webinar}”, {when}."),
+        _("Your personal join link:") + "\n{join_link}",
+        _("Please do not share this link: it is yours alone."),
+    ]
+    return StepInput(
+        StepKind.CONFIRMATION,
+        0,
+        Audience.EVERYONE,
+        True,
+        _("You're registered: {webinar}"),
+        "\n\n".join(body),
+    )
+
+
 async def ensure_steps(webinar: Webinar) -> None:
     """Give a webinar its default sequence the first time anyone needs it."""
     if webinar.emails_configured:
@@ -254,6 +287,8 @@ async def steps_of(webinar: Webinar) -> list[EmailStep]:
 
 def step_order(step: EmailStep | StepInput) -> tuple[int, int, str]:
     """Sort key: by moment relative to the session, then audience."""
+    if step.kind == StepKind.CONFIRMATION:
+        return (-1, 0, "")
     if step.kind == StepKind.REMINDER:
         return (0, -step.minutes, "")
     if step.kind == StepKind.STARTING:
@@ -290,7 +325,7 @@ def check_step(form: Mapping[str, str], *, kind: StepKind | None = None) -> Step
             known = ", ".join("{" + name + "}" for name in VARIABLES)
             errors.add(key, f"Unknown variable {names}. Available: {known}.")
     minutes = 0
-    if chosen != StepKind.STARTING:
+    if chosen in (StepKind.REMINDER, StepKind.FOLLOW_UP):
         minutes = _minutes(form, errors, chosen)
     audience = Audience.EVERYONE
     if chosen == StepKind.FOLLOW_UP:
@@ -300,7 +335,8 @@ def check_step(form: Mapping[str, str], *, kind: StepKind | None = None) -> Step
             errors.add("audience", "Choose who gets this follow-up.")
     if errors:
         return errors
-    enabled = form.get("enabled") in {"1", "on", "true"}
+    # The confirmation carries the personal link: it is always sent.
+    enabled = chosen == StepKind.CONFIRMATION or form.get("enabled") in {"1", "on", "true"}
     return StepInput(chosen, minutes, audience, enabled, subject, body)
 
 
@@ -340,6 +376,8 @@ def describe(step: EmailStep | StepInput) -> str:
         return f"{span} before the start"
     if step.kind == StepKind.STARTING:
         return "At the start"
+    if step.kind == StepKind.CONFIRMATION:
+        return "At registration"
     after = "at the end" if not step.minutes else f"{span} after the end"
     return f"{after}, to {AUDIENCE_LABELS[step.audience]}".capitalize()
 
@@ -355,6 +393,9 @@ AUDIENCE_LABELS: dict[Audience, str] = {
 
 async def save_step(webinar: Webinar, data: StepInput, step: EmailStep | None) -> EmailStep | str:
     """Store a new or changed step and re-plan the webinar's registrants; or why it cannot be."""
+    own = EmailStep.filter(webinar_id=webinar.id, kind=StepKind.CONFIRMATION)
+    if data.kind == StepKind.CONFIRMATION and step is None and await own.exists():
+        return "This webinar already has its own confirmation: edit that one."
     if data.kind == StepKind.REMINDER and (step is None or step.kind != StepKind.REMINDER):
         reminders = await EmailStep.filter(webinar_id=webinar.id, kind=StepKind.REMINDER).count()
         if reminders >= MAX_REMINDERS:
@@ -370,7 +411,10 @@ async def save_step(webinar: Webinar, data: StepInput, step: EmailStep | None) -
 
 
 async def delete_step(webinar: Webinar, step: EmailStep) -> None:
-    """Remove a step; its planned emails are cancelled by the re-plan."""
+    """Remove a step; its planned emails are cancelled by the re-plan.
+
+    Without a confirmation of its own, a webinar sends the built-in one.
+    """
     async with in_transaction():
         await step.delete()
         await replan_webinar(webinar.id)
@@ -435,8 +479,8 @@ def moments(
     ends_at = starts_at + duration
     planned = []
     for step in steps:
-        if not step.enabled:
-            continue
+        if not step.enabled or step.kind == StepKind.CONFIRMATION:
+            continue  # the confirmation goes out with the registration, not on a plan
         if step.kind == StepKind.FOLLOW_UP:
             planned.append(Due(step.id, shifted(ends_at, step.minutes, zone)))
         elif on_demand:

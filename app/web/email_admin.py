@@ -108,6 +108,7 @@ async def _page(
             "webinar": webinar,
             "tab": "emails",
             "steps": [(step, sequences.describe(step)) for step in steps],
+            "own_confirmation": any(step.kind == StepKind.CONFIRMATION for step in steps),
             "late_rules": LATE_RULES,
             "reminders": sum(1 for step in steps if step.kind == StepKind.REMINDER),
             "max_reminders": sequences.MAX_REMINDERS,
@@ -204,9 +205,12 @@ async def step_new(request: Request) -> Response:
     webinar = await webinar_of(request)
     if webinar is None:
         return webinar_missing(request)
-    kind = StepKind.REMINDER
-    if request.query_params.get("kind") == StepKind.FOLLOW_UP.value:
-        kind = StepKind.FOLLOW_UP
+    wanted = request.query_params.get("kind")
+    if wanted == StepKind.CONFIRMATION.value:
+        start = sequences.default_confirmation(language_or_default(webinar.language))
+        form = {"kind": start.kind.value, "subject": start.subject, "body": start.body}
+        return await _editor(request, webinar, form, step=None)
+    kind = StepKind.FOLLOW_UP if wanted == StepKind.FOLLOW_UP.value else StepKind.REMINDER
     return await _editor(request, webinar, _new_form(kind), step=None)
 
 

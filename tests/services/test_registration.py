@@ -18,18 +18,21 @@ from icalendar import Calendar
 
 from app.i18n import format_when, translations, zone_label
 from app.models import (
+    Audience,
     Contact,
     EmailState,
+    EmailStep,
     OutboxMessage,
     PlannedEmail,
     Registrant,
     RegistrationAttempt,
     Schedule,
+    StepKind,
     Webinar,
     WebinarSession,
     WebinarStatus,
 )
-from app.services import crypto, delivery, intake, mail, registration, rows, sessions
+from app.services import crypto, delivery, intake, mail, registration, rows, sequences, sessions
 from app.services.registration import Registered, RegistrationError
 from app.settings import Settings, use_settings
 from emails import SendError
@@ -303,6 +306,39 @@ async def test_a_german_webinar_writes_german(database: Settings) -> None:
     assert "Wann: Montag, 7. Januar 2030, 15:00" in sent.text
     assert "Zeitzone: Europe/Berlin (UTC+01:00)" in sent.text
     assert 'lang="de"' in sent.html
+
+
+async def test_a_webinar_with_its_own_confirmation_sends_that_text_with_the_calendar(
+    database: Settings,
+) -> None:
+    webinar = await make_webinar(title="Growth")
+    own = sequences.StepInput(
+        StepKind.CONFIRMATION,
+        0,
+        Audience.EVERYONE,
+        True,
+        "Welcome aboard, {first_name}: {webinar}",
+        "Hi {first_name},\n\nsee you {when}.\n\nYour seat: {join_link}",
+    )
+    assert isinstance(await sequences.save_step(webinar, own, None), EmailStep)
+    assert await sequences.save_step(webinar, own, None) == (
+        "This webinar already has its own confirmation: edit that one."
+    )
+    result = await register(webinar, form(timezone="America/New_York"))
+    assert result.token is not None
+    [sent] = await outbox()
+    assert sent.message["Subject"] == "Welcome aboard, Ada: Growth"
+    assert sent.text.startswith("Hi Ada,\n\nsee you Monday, January 7, 2030, 9:00")
+    assert f"Your seat: {registration.join_url(result.token)}" in sent.text
+    assert "Google Calendar: " in sent.text
+    [invite] = sent.attachments
+    assert invite.get_filename() == "invite.ics"
+    assert "Please do not share this link" not in sent.text  # the editor's words only
+    # Asking for the link again later gets the built-in message.
+    later = NOW + timedelta(minutes=11)
+    await register(webinar, form(timezone="America/New_York"), now=later)
+    sent_again = (await outbox())[-1]
+    assert sent_again.message["Subject"] == "Your join link for Growth"
 
 
 async def test_watch_now_registers_an_on_demand_session_without_a_time(

@@ -247,3 +247,37 @@ async def test_a_step_of_another_webinar_is_not_found(
         url(webinar, f"/{step.id}"), data={**reminder_form(), "csrf_token": csrf}
     )
     assert posted.status_code == 404
+
+
+async def test_an_editor_writes_the_webinars_own_confirmation_and_can_go_back(
+    client: httpx.AsyncClient, database: Settings
+) -> None:
+    webinar = await Webinar.create(slug="growth", title="Growth Basics", language="de")
+    csrf = await sign_in(client)
+    listed = await client.get(url(webinar))
+    assert "Write your own" in listed.text
+    blank = await client.get(url(webinar, "/new?kind=confirmation"))
+    assert blank.status_code == 200
+    # A starting text in the webinar's language, with the variables in place.
+    assert "Sie sind angemeldet: {webinar}" in html.unescape(blank.text)
+    assert "Sent this long" not in blank.text  # no moment to choose: it goes at registration
+    form = {
+        "kind": "confirmation",
+        "subject": "Willkommen: {webinar}",
+        "body": "Hallo {first_name},\n\nbis {when}.\n\n{join_link}",
+        "csrf_token": csrf,
+    }
+    assert (await client.post(url(webinar, "/new"), data=form)).status_code == 303
+    own = await EmailStep.get(webinar_id=webinar.id, kind=StepKind.CONFIRMATION)
+    assert (own.subject, own.enabled) == ("Willkommen: {webinar}", True)
+    listed = await client.get(url(webinar))
+    assert "Willkommen: {webinar}" in html.unescape(listed.text)
+    assert "Write your own" not in listed.text
+    twice = await client.post(url(webinar, "/new"), data=form)
+    assert twice.status_code == 400
+    assert "already has its own confirmation" in twice.text
+    back = await client.post(
+        url(webinar, f"/{own.id}"), data={**form, "action": "delete", "csrf_token": csrf}
+    )
+    assert back.status_code == 303
+    assert not await EmailStep.filter(kind=StepKind.CONFIRMATION).exists()
