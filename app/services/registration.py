@@ -696,7 +696,7 @@ async def _keep_or_replace_session(
         await _drop_unused(session)
     else:
         # Their reminders and follow-ups are planned again for the new session.
-        await Registrant.filter(id=registrant.id, plan_state=0).update(plan_state=2)
+        await sequences.replan_registrant(registrant.id)
     await registrant.refresh_from_db()
     if registrant.session_id == session.id:
         return session

@@ -51,7 +51,7 @@ from app.schedule.rules import (
     MAX_UPCOMING,
     WEEKDAYS,
 )
-from app.services import audit, crypto, delivery, registration, sessions
+from app.services import audit, crypto, delivery, registration, sequences, sessions
 from app.services.content import FormErrors
 from app.settings import get_settings
 
@@ -648,10 +648,13 @@ async def apply_edit(
         for move in plan.moves:
             target = targets.get(move.registrant_id)
             # Conditional on the old session: someone who re-registered meanwhile is left alone.
-            # Their reminders and follow-ups are planned again (plan_state 2) for the new time.
+            # Their reminders and follow-ups are planned again for the new time.
             changed = await Registrant.filter(
                 id=move.registrant_id, session_id=move.old_session_id
-            ).update(session_id=None if target is None else target.id, plan_state=2)
+            ).update(
+                session_id=None if target is None else target.id,
+                plan_state=sequences.PLAN_AGAIN,
+            )
             if not changed:
                 continue
             await _follow_emails(move, target, now)

@@ -809,6 +809,12 @@ async def test_a_registrant_whose_session_is_over_gets_the_new_one(database: Set
     assert again.link_emailed
     messages = await outbox()
     assert format_when(new_start, ZoneInfo("Europe/Lisbon"), "en") in messages[-1].text
+    # Their reminders and follow-ups are planned again, for the new session.
+    await Registrant.filter(id=first.registrant.id).update(plan_state=sequences.PLANNED)
+    newer = datetime(2030, 1, 13, 14, 0, tzinfo=UTC)
+    await register(webinar, form(session=newer.isoformat()), now=NOW + timedelta(days=5))
+    stored = await Registrant.get(id=first.registrant.id)
+    assert stored.plan_state == sequences.PLAN_AGAIN
 
 
 async def test_a_registrant_still_in_a_running_session_keeps_it(database: Settings) -> None:
