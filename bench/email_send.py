@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from register import fresh_postgres  # noqa: E402  (the register benchmark, beside this file)
+
 HOST = "127.0.0.1"
 STREAM_SECONDS = 6
 
@@ -310,18 +312,6 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-async def _fresh_postgres(server: str, database: str) -> str:
-    import asyncpg
-
-    connection = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await connection.close()
-    return f"{server}/{database}"
-
-
 async def main(port: int) -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -338,7 +328,7 @@ async def main(port: int) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 await run_backend("SQLite", f"sqlite://{tmp}/encore.sqlite3", port, args)
         elif backend == "postgres":
-            url = await _fresh_postgres(args.postgres, args.postgres_db)
+            url = await fresh_postgres(args.postgres, args.postgres_db)
             await run_backend("PostgreSQL", url, port, args)
 
 

@@ -372,7 +372,8 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace) ->
     print(f"  median landing latency {statistics.median(landing.latencies) * 1000:.1f} ms")
 
 
-async def _fresh_postgres(server: str, database: str) -> str:
+async def fresh_postgres(server: str, database: str) -> str:
+    """An empty database of that name on the server (dropped first if it exists); its URL."""
     import asyncpg
 
     connection = await asyncpg.connect(f"{server}/postgres")
@@ -401,7 +402,7 @@ async def main() -> None:
             with tempfile.TemporaryDirectory(prefix="encore-bench-db-") as tmp:
                 await run_backend("SQLite", f"sqlite://{tmp}/encore.sqlite3", args)
         elif backend == "postgres":
-            url = await _fresh_postgres(args.postgres, args.postgres_db)
+            url = await fresh_postgres(args.postgres, args.postgres_db)
             await run_backend("PostgreSQL", url, args)
         else:
             raise SystemExit(f"unknown backend {backend!r}")

@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
@@ -173,8 +174,6 @@ async def _suppress(row: PlannedEmail, now: datetime) -> None:
 
 async def deliver(row: PlannedEmail, now: datetime, sender: Sender | None = None) -> EmailState:
     """Render and send one row as read after its claim; its new state."""
-    from app.services import mail
-
     if sender is None:
         sender = await senders.current()
     render = _renderers.get(row.kind)
@@ -190,33 +189,33 @@ async def deliver(row: PlannedEmail, now: datetime, sender: Sender | None = None
     if rendered.skip is not None:
         await _finish(row, EmailState.CANCELLED, now, rendered.skip)
         return EmailState.CANCELLED
-    message = compose(
-        sender=sender.from_header,
-        to=rendered.to,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        reply_to=sender.reply_to or None,
-        message_id=row.message_id,
-        headers=dict(rendered.headers),
-        attachments=rendered.attachments,
-    )
-    senders.sign_message(message, sender)
+    return await _send_composed(row, rendered, now, sender)
+
+
+async def _send_one(row: PlannedEmail, message: EmailMessage, now: datetime) -> EmailState:
+    """Send one composed message and record how it went."""
+    from app.services import mail
+
     try:
         await mail.get_mailer().send(message)
     except SendError as error:
-        if error.permanent:
-            await _finish(row, EmailState.FAILED, now, str(error))
-            await _suppress(row, now)
-            return EmailState.FAILED
-        await _retry_later(row, now, str(error))
-        return EmailState.SCHEDULED
+        return await _settle(row, error, now)
     except Exception as error:
         log.exception("sending a planned email failed", extra={"email_id": row.id})
-        await _retry_later(row, now, f"{type(error).__name__}: {error}")
-        return EmailState.SCHEDULED
+        failure = SendError(f"{type(error).__name__}: {error}", permanent=False)
+        return await _settle(row, failure, now)
     await _finish(row, EmailState.SENT, now, None)
     return EmailState.SENT
+
+
+async def _settle(row: PlannedEmail, failure: SendError, now: datetime) -> EmailState:
+    """A refused row: failed with its address suppressed (5xx), or tried again later."""
+    if failure.permanent:
+        await _finish(row, EmailState.FAILED, now, str(failure))
+        await _suppress(row, now)
+        return EmailState.FAILED
+    await _retry_later(row, now, str(failure))
+    return EmailState.SCHEDULED
 
 
 async def _claim_due(now: datetime, limit: int) -> list[PlannedEmail]:
@@ -295,7 +294,7 @@ async def _deliver_bulk(
         except (ValueError, HeaderInjectionError) as error:
             # Not writable on the fast path (an address with non-ASCII characters, a header
             # with a line break): the careful composer decides, one message on its own.
-            states[index] = await _send_composed(row, message, now, error, sender)
+            states[index] = await _send_composed(row, message, now, sender, str(error))
             continue
         if sender.dkim is not None:
             raw = dataclasses.replace(raw, data=senders.signed(raw.data, sender))
@@ -317,16 +316,8 @@ async def _deliver_bulk(
     finally:
         await recorder.close(writer)
     for (index, _), failure in zip(ready, results, strict=True):
-        row = rows[index]
-        if failure is None:
-            states[index] = EmailState.SENT
-        elif failure.permanent:
-            await _finish(row, EmailState.FAILED, now, str(failure))
-            await _suppress(row, now)
-            states[index] = EmailState.FAILED
-        else:
-            await _retry_later(row, now, str(failure))
-            states[index] = EmailState.SCHEDULED
+        # Sent rows were recorded as they went; the others are settled here.
+        states[index] = await _settle(rows[index], failure, now) if failure else EmailState.SENT
     return states
 
 
@@ -383,10 +374,9 @@ def _raw(row: PlannedEmail, message: Rendered, sender: Sender, date: str) -> Raw
 
 
 async def _send_composed(
-    row: PlannedEmail, rendered: Rendered, now: datetime, why: Exception, sender: Sender
+    row: PlannedEmail, rendered: Rendered, now: datetime, sender: Sender, why: str = ""
 ) -> EmailState:
-    from app.services import mail
-
+    """Compose one message with the standard library, sign it if the sender signs, send it."""
     try:
         to = rendered.to
         if rendered.to_name:
@@ -403,24 +393,11 @@ async def _send_composed(
             attachments=rendered.attachments,
         )
     except (ValueError, HeaderInjectionError) as error:
-        await _finish(row, EmailState.FAILED, now, f"cannot be composed: {error} ({why})")
+        reason = f"cannot be composed: {error}" + (f" ({why})" if why else "")
+        await _finish(row, EmailState.FAILED, now, reason)
         return EmailState.FAILED
     senders.sign_message(message, sender)
-    try:
-        await mail.get_mailer().send(message)
-    except SendError as error:
-        if error.permanent:
-            await _finish(row, EmailState.FAILED, now, str(error))
-            await _suppress(row, now)
-            return EmailState.FAILED
-        await _retry_later(row, now, str(error))
-        return EmailState.SCHEDULED
-    except Exception as error:
-        log.exception("sending a planned email failed", extra={"email_id": row.id})
-        await _retry_later(row, now, f"{type(error).__name__}: {error}")
-        return EmailState.SCHEDULED
-    await _finish(row, EmailState.SENT, now, None)
-    return EmailState.SENT
+    return await _send_one(row, message, now)
 
 
 async def _finish_many(ids: list[int], state: EmailState, now: datetime, error: str | None) -> None:

@@ -5,6 +5,18 @@ from __future__ import annotations
 from starlette.requests import Request
 
 
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it grows past `limit` bytes (nothing more is read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def form_fields(request: Request, *names: str, max_length: int = 2000) -> dict[str, str]:
     """The named fields of a submitted form as stripped strings ('' when absent)."""
     form = await request.form()

@@ -26,6 +26,7 @@ from app.schedule import ScheduleRuleError, ScheduleRules, SlotKind, parse_zone
 from app.services import auth, content, registration, sessions
 from app.settings import get_settings
 from app.web import access
+from app.web.forms import bounded_body
 from app.web.middleware import framable_csp
 from app.web.page_cache import landing_pages, registration_targets
 from app.web.public_templating import not_found, render_public
@@ -422,14 +423,10 @@ async def _read_form(request: Request) -> dict[str, str] | None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_REGISTRATION_BYTES:
         return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REGISTRATION_BYTES:
-            return None
-        chunks.append(chunk)
-    body = b"".join(chunks).decode("utf-8", errors="replace")
+    raw = await bounded_body(request, MAX_REGISTRATION_BYTES)
+    if raw is None:
+        return None
+    body = raw.decode("utf-8", errors="replace")
     values: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         try:

@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from app import i18n
 from app.models import Contact, Registrant
 from app.services import auth, unsubscribe
+from app.web.forms import bounded_body
 from app.web.landing import mask_email
 from app.web.public_templating import TOKEN_PAGE_HEADERS, not_found, render_public
 
@@ -44,14 +45,10 @@ async def _is_one_click(request: Request) -> bool:
     """Whether the POST is a mail provider's RFC 8058 one-click request."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return False
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return False
-        chunks.append(chunk)
-    body = b"".join(chunks).decode("utf-8", errors="replace")
+    raw = await bounded_body(request, MAX_BODY_BYTES)
+    if raw is None:
+        return False
+    body = raw.decode("utf-8", errors="replace")
     try:
         pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=10)
     except ValueError:

@@ -28,6 +28,7 @@ from app.services.permissions import Permission
 from app.services.uploads import Problem, UploadError
 from app.settings import get_settings
 from app.web.access import staff_route, staff_user
+from app.web.forms import bounded_body
 
 log = logging.getLogger("encore.uploads")
 
@@ -240,15 +241,11 @@ async def finish_upload(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise UploadError(Problem.TOO_LARGE, "The request is too large.")
-        chunks.append(chunk)
+    body = await bounded_body(request, MAX_JSON_BYTES)
+    if body is None:
+        raise UploadError(Problem.TOO_LARGE, "The request is too large.")
     try:
-        value = json.loads(b"".join(chunks) or b"{}")
+        value = json.loads(body or b"{}")
     except ValueError:
         raise _invalid("The request body is not JSON.") from None
     if not isinstance(value, dict):
