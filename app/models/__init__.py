@@ -4,7 +4,7 @@ from app.models.analytics import AnalyticsEvent
 from app.models.audit import AuditEvent
 from app.models.emails import Audience, EmailState, EmailStep, OutboxMessage, PlannedEmail, StepKind
 from app.models.people import Contact, Registrant, RegistrationAttempt
-from app.models.room import ChatMessage, InteractionResponse
+from app.models.room import ChatMessage, InteractionResponse, RoomRestriction
 from app.models.staff import (
     LoginAttempt,
     OneTimeToken,
@@ -49,6 +49,7 @@ __all__ = [
     "Registrant",
     "RegistrationAttempt",
     "Role",
+    "RoomRestriction",
     "Schedule",
     "SessionStage",
     "StaffSession",

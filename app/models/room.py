@@ -23,12 +23,17 @@ class ChatMessage(Model):
     )
     body = fields.TextField()
     visibility = fields.CharField(max_length=16, default="private")  # private, pending, public
+    sender_name = fields.CharField(max_length=120, default="")  # as shown when it was written
+    pinned = fields.BooleanField(default=False)
     reply_to: fields.ForeignKeyNullableRelation[ChatMessage] = fields.ForeignKeyField(
         "encore.ChatMessage", related_name="replies", null=True, on_delete=fields.SET_NULL
     )
     media_seconds = fields.FloatField(default=0.0)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     deleted_at = fields.DatetimeField(null=True)
+    # A team reply to someone who had left the room is emailed to them; set once it is queued.
+    emailed_at = fields.DatetimeField(null=True)
+    read_at = fields.DatetimeField(null=True)  # an attendee's message seen by the team
 
     class Meta:
         table = "chat_message"
@@ -53,3 +58,24 @@ class InteractionResponse(Model):
     class Meta:
         table = "interaction_response"
         unique_together = (("interaction", "registrant", "session"),)
+
+
+class RoomRestriction(Model):
+    """A muted or banned attendee of one session (banned: may not enter the room again)."""
+
+    id = fields.IntField(primary_key=True)
+    session: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "encore.WebinarSession", related_name="restrictions", on_delete=fields.CASCADE
+    )
+    registrant: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "encore.Registrant", related_name="restrictions", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=8)  # mute, ban
+    staff: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.StaffUser", related_name="restrictions", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "room_restriction"
+        unique_together = (("session", "registrant"),)

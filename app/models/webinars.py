@@ -133,6 +133,9 @@ class Webinar(Model):
     registration_rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     published_at = fields.DatetimeField(null=True)
     chat_mode = fields.CharField(max_length=16, default="private")
+    # The live room's words and chat rules (notice, welcome, auto-response, slow mode, banned
+    # words, end screen); app.services.room_settings reads it with defaults.
+    room: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # The email sequence: whether its default steps were created, and what someone who
     # registers after a reminder's moment gets instead ("skip" or "latest": that one at once).
     emails_configured = fields.BooleanField(default=False)
@@ -214,6 +217,12 @@ class Interaction(Model):
     opens_at_seconds = fields.FloatField()
     closes_at_seconds = fields.FloatField(null=True)
     required = fields.BooleanField(default=False)
+    # Set for an interaction a presenter pushed into one running session; None: every session.
+    session: fields.ForeignKeyNullableRelation[WebinarSession] = fields.ForeignKeyField(
+        "encore.WebinarSession", related_name="pushed_interactions", null=True,
+        on_delete=fields.CASCADE,
+    )
+    position = fields.IntField(default=0)
 
     class Meta:
         table = "interaction"
