@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from app.settings import Settings, get_settings
 from media.storage import LocalStorage, S3Storage, Storage
 
@@ -20,3 +22,13 @@ def build_storage(settings: Settings | None = None) -> Storage:
             public_base_url=settings.s3_public_base_url or None,
         )
     return LocalStorage(root=settings.resolved_media_dir)
+
+
+@lru_cache(maxsize=4)
+def _storage_for(settings: Settings) -> Storage:
+    return build_storage(settings)
+
+
+def shared_storage() -> Storage:
+    """The configured storage, built once per settings (an S3 client is not cheap)."""
+    return _storage_for(get_settings())

@@ -1078,7 +1078,8 @@ async def duplicate(webinar: Webinar, *, actor: StaffUser, ip: str = "") -> Webi
     base = slugify(title) or "webinar"
     presenters = await presenters_of(webinar)
     schedule = await Schedule.get_or_none(webinar_id=webinar.id)
-    interactions = await Interaction.filter(webinar_id=webinar.id).order_by("id")
+    # Interactions pushed into one session during it belong to that session, not the webinar.
+    interactions = await Interaction.filter(webinar_id=webinar.id, session_id=None).order_by("id")
     for _ in range(5):
         slug = await unique_slug(base)
         try:
@@ -1095,6 +1096,7 @@ async def duplicate(webinar: Webinar, *, actor: StaffUser, ip: str = "") -> Webi
                     registration_fields=list(webinar.registration_fields or []),
                     registration_rules=dict(webinar.registration_rules or {}),
                     chat_mode=webinar.chat_mode,
+                    room=dict(webinar.room or {}),
                 )
                 for presenter in presenters:
                     await Presenter.create(
@@ -1124,6 +1126,7 @@ async def duplicate(webinar: Webinar, *, actor: StaffUser, ip: str = "") -> Webi
                         opens_at_seconds=item.opens_at_seconds,
                         closes_at_seconds=item.closes_at_seconds,
                         required=item.required,
+                        position=item.position,
                     )
         except IntegrityError:
             continue  # the address was taken meanwhile: try the next one

@@ -36,6 +36,7 @@ NAV = [
     NavItem("Webinars", "/admin/webinars", Permission.VIEW_WEBINARS, "play"),
     NavItem("Media", "/admin/media", Permission.MANAGE_MEDIA, "film"),
     NavItem("Sessions", "/admin/sessions", Permission.VIEW_SESSIONS, "calendar"),
+    NavItem("Console", "/admin/console", Permission.VIEW_SESSIONS, "chat"),
     NavItem("Analytics", "/admin/analytics", Permission.VIEW_ANALYTICS, "chart"),
     NavItem("Contacts", "/admin/contacts", Permission.VIEW_CONTACTS, "users"),
     NavItem("Outbox", "/admin/outbox", Permission.VIEW_OUTBOX, "mail"),

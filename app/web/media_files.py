@@ -18,15 +18,14 @@ images (`images/<random>.<ext>`, never rewritten, so cached for a year); sources
 from __future__ import annotations
 
 import asyncio
-from functools import lru_cache
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from app.services.images import IMAGE_PREFIX, is_image_key
-from app.services.storage import build_storage
-from app.settings import Settings, get_settings
+from app.services.storage import shared_storage
+from app.settings import get_settings
 from media.playlist import resolve, rewrite_image_references, rewrite_uris
 from media.storage import (
     KeyNotFound,
@@ -46,14 +45,9 @@ IMAGE_CACHE = "public, max-age=31536000, immutable"  # a new image always gets a
 SIGNED_CACHE = "private, max-age=300"
 
 
-@lru_cache(maxsize=4)
-def _storage_for(settings: Settings) -> Storage:
-    return build_storage(settings)
-
-
 def current_storage() -> Storage:
     """The configured media storage, built once per settings (an S3 client is not cheap)."""
-    return _storage_for(get_settings())
+    return shared_storage()
 
 
 def published_key(raw: str) -> str | None:

@@ -9,12 +9,16 @@ from app.web import (
     admin,
     auth_pages,
     captions,
+    console_pages,
+    download_pages,
     email_admin,
+    interaction_admin,
     join_pages,
     landing,
     media_files,
     media_pages,
     pages,
+    room_admin,
     schedule_admin,
     unsubscribe_pages,
     uploads,
@@ -78,6 +82,42 @@ def build_routes() -> list[BaseRoute]:
         Route(
             "/admin/webinars/{webinar_id:int}/schedule", schedule_admin.schedule_save, methods=POST
         ),
+        # The interactions tab: polls, offers and the rest, placed on the video's timeline.
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions",
+            interaction_admin.interactions_page,
+            methods=GET,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/new",
+            interaction_admin.interaction_new,
+            methods=GET,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/new",
+            interaction_admin.interaction_save,
+            methods=POST,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}",
+            interaction_admin.interaction_page,
+            methods=GET,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}",
+            interaction_admin.interaction_save,
+            methods=POST,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/duplicate",
+            interaction_admin.interaction_duplicate,
+            methods=POST,
+        ),
+        Route(
+            "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/delete",
+            interaction_admin.interaction_delete,
+            methods=POST,
+        ),
         # The emails tab: the sequence of reminders and follow-ups.
         Route("/admin/webinars/{webinar_id:int}/emails", email_admin.emails_page, methods=GET),
         Route(
@@ -97,6 +137,9 @@ def build_routes() -> list[BaseRoute]:
             email_admin.step_save,
             methods=POST,
         ),
+        # The room tab: chat mode and rules, the recording notice, welcome and end screen.
+        Route("/admin/webinars/{webinar_id:int}/room", room_admin.room_page, methods=GET),
+        Route("/admin/webinars/{webinar_id:int}/room", room_admin.room_save, methods=POST),
         Route("/admin/media", media_pages.media, methods=GET),
         Route("/admin/media/status", media_pages.video_status, methods=GET),
         Route("/admin/media/{video_id:int}", media_pages.video_page, methods=GET),
@@ -121,6 +164,8 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/uploads/s3/{upload_id}/sign", uploads.s3_sign, methods=POST),
         Route("/admin/uploads/s3/{upload_id}/complete", uploads.s3_complete, methods=POST),
         Route("/admin/sessions", admin.sessions, methods=GET),
+        # The presenter console; its live data comes over the Socket.IO hub.
+        Route("/admin/console", console_pages.console, methods=GET),
         Route("/admin/analytics", admin.analytics, methods=GET),
         Route("/admin/contacts", admin.contacts, methods=GET),
         Route("/admin/outbox", admin.outbox, methods=GET),
@@ -145,6 +190,7 @@ def build_routes() -> list[BaseRoute]:
         # A registrant's own pages, reached through the personal token of their link.
         Route("/j/{token}/registered", join_pages.thanks, methods=GET),
         Route("/j/{token}/calendar.ics", join_pages.calendar_file, methods=GET),
+        Route("/j/{token}/files/{interaction_id:int}", download_pages.download, methods=GET),
         Route("/j/{token}", join_pages.join, methods=GET),
         # The unsubscribe link of every email to a contact (GET only shows; POST unsubscribes).
         Route("/u/{token}", unsubscribe_pages.page, methods=GET),

@@ -15,6 +15,7 @@ from app.models import (
     AuditEvent,
     Caption,
     EmailStep,
+    Interaction,
     LoginAttempt,
     OneTimeToken,
     OutboxMessage,
@@ -58,6 +59,7 @@ PUBLIC_PATHS = frozenset(
         "/j/{token}",
         "/j/{token}/registered",
         "/j/{token}/calendar.ics",
+        "/j/{token}/files/{interaction_id:int}",
         # A contact's signed unsubscribe link (and its undo)
         "/u/{token}",
         "/u/{token}/resubscribe",
@@ -129,6 +131,23 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
         {"action": "save", "kind": "on_demand", "timezone": "UTC", "orphan_policy": "move"},
         303,
     ),
+    # The room tab: an open chat with slow mode is stored (visible in the snapshot).
+    "/admin/webinars/{webinar_id:int}/room": (
+        {"action": "save", "chat_mode": "open", "slow_mode_seconds": "10"},
+        303,
+    ),
+    # The interactions tab: a poll is added, the world's poll renamed, copied, then deleted
+    # (each visible in the snapshot).
+    "/admin/webinars/{webinar_id:int}/interactions/new": (
+        {"kind": "poll", "title": "Added", "opens_at": "0:30", "option_1": "A", "option_2": "B"},
+        303,
+    ),
+    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}": (
+        {"title": "Renamed", "opens_at": "1:00", "option_1": "Yes", "option_2": "No"},
+        303,
+    ),
+    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/duplicate": ({}, 303),
+    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/delete": ({}, 303),
 }
 
 
@@ -248,6 +267,13 @@ async def _world() -> World:
     await sequences.ensure_steps(webinar)
     step = await EmailStep.filter(webinar_id=webinar.id, kind="reminder").first()
     assert step is not None
+    poll = await Interaction.create(
+        webinar=webinar,
+        kind="poll",
+        title="A poll",
+        config={"options": ["Yes", "No"], "multiple": False},
+        opens_at_seconds=30.0,
+    )
     return World(
         owner=owner,
         target=target,
@@ -259,6 +285,7 @@ async def _world() -> World:
             "caption_id": caption.id,
             "webinar_id": webinar.id,
             "step_id": step.id,
+            "interaction_id": poll.id,
             "upload_id": await _upload_of(owner),
         },
     )
@@ -303,7 +330,12 @@ async def _snapshot() -> dict[str, Any]:
             "landing",
             "registration_fields",
             "late_reminders",
+            "chat_mode",
+            "room",
         ),
+        "interactions": await Interaction.all()
+        .order_by("id")
+        .values_list("id", "title", "opens_at_seconds", "config"),
         "email_steps": await EmailStep.all()
         .order_by("id")
         .values_list("id", "minutes", "subject", "body", "enabled"),
