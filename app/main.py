@@ -37,8 +37,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> s
         try:
             yield
         finally:
-            # Disconnect sockets and stop the Redis listener before the database goes away.
-            await sio.shutdown()
+            # Write what the room buffered, then disconnect sockets and stop the Redis
+            # listener, before the database goes away.
+            await sio.hub.shutdown()
             if manage_db:
                 await db.close_db()
 

@@ -31,6 +31,11 @@ class Migration(migrations.Migration):
         ),
         ops.AddField(
             model_name='ChatMessage',
+            name='automatic',
+            field=fields.BooleanField(default=False),
+        ),
+        ops.AddField(
+            model_name='ChatMessage',
             name='read_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),

@@ -25,6 +25,7 @@ class ChatMessage(Model):
     visibility = fields.CharField(max_length=16, default="private")  # private, pending, public
     sender_name = fields.CharField(max_length=120, default="")  # as shown when it was written
     pinned = fields.BooleanField(default=False)
+    automatic = fields.BooleanField(default=False)  # the room's auto-response, not a person
     reply_to: fields.ForeignKeyNullableRelation[ChatMessage] = fields.ForeignKeyField(
         "encore.ChatMessage", related_name="replies", null=True, on_delete=fields.SET_NULL
     )

@@ -219,7 +219,9 @@ class Interaction(Model):
     required = fields.BooleanField(default=False)
     # Set for an interaction a presenter pushed into one running session; None: every session.
     session: fields.ForeignKeyNullableRelation[WebinarSession] = fields.ForeignKeyField(
-        "encore.WebinarSession", related_name="pushed_interactions", null=True,
+        "encore.WebinarSession",
+        related_name="pushed_interactions",
+        null=True,
         on_delete=fields.CASCADE,
     )
     position = fields.IntField(default=0)

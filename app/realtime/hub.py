@@ -1,25 +1,649 @@
-"""The Socket.IO server: connection authentication and event handlers."""
+"""The Socket.IO server: who may connect, what each event may do, and batched delivery.
+
+Attendees connect with their join token (`auth={"token": ...}`), staff with their signed-in
+session cookie; python-socketio refuses other origins. Every event is checked on arrival: its
+sender's kind, a per-connection rate limit and the payload's shape. Chat going to a room is
+gathered for one short tick and sent as one batch, so a busy session costs one packet per
+attendee per tick instead of one per message; heartbeats are written to the database in
+batches too. The services decide; this module only carries their answers to the right rooms.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
 
-from app.models import SessionStage
+from app import i18n
+from app.models import SessionStage, StaffUser, WebinarSession
 from app.realtime import protocol
-from app.services import auth
+from app.services import attendance, auth, chat, console, interactions, room
+from app.services.permissions import Permission, can
 from app.settings import Settings
 
 log = logging.getLogger("encore.realtime")
+
+CHAT_TICK = 0.1  # seconds chat waits to be sent with the rest of its room's batch
+SLOW_TICK = 1.0  # heartbeats written, results and attendance broadcast
+EVENT_RATE = 10.0  # events per second a connection may send on average
+EVENT_BURST = 30.0
+CHAT_RATE = 1.0  # chat messages per second, on top of the room's slow mode
+CHAT_BURST = 5.0
+MAX_REFUSED = 200  # a connection refused this many times is a flood: it is disconnected
+TEAM_TTL = 60  # seconds a web process's count of connected staff stays valid in Redis
+TEAM_CACHE = 2.0  # seconds an answer to "is the team online?" is reused
+
+
+class Bucket:
+    """A token bucket: `rate` per second on average, up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def refund(self) -> None:
+        """Give back the token of an attempt that did not count."""
+        self.tokens = min(self.burst, self.tokens + 1.0)
+
+
+@dataclass
+class Connection:
+    """One socket: an attendee's (with their admission) or a staff member's."""
+
+    attendee: room.Attendee | None = None
+    staff_id: int | None = None
+    role: str = ""
+    events: Bucket = field(default_factory=lambda: Bucket(EVENT_RATE, EVENT_BURST))
+    chats: Bucket = field(default_factory=lambda: Bucket(CHAT_RATE, CHAT_BURST))
+    refused: int = 0
 
 
 def _allowed_origins(settings: Settings) -> list[str]:
     base = urlsplit(settings.public_base_url)
     return [f"{base.scheme}://{base.netloc}"]
+
+
+def _cookie(environ: dict[str, Any], name: str) -> str:
+    morsel = SimpleCookie(environ.get("HTTP_COOKIE", "")).get(name)
+    return morsel.value if morsel else ""
+
+
+def ok(**values: Any) -> dict[str, Any]:
+    """A successful acknowledgement."""
+    return {"ok": True, **values}
+
+
+def refused(code: str, message: str) -> dict[str, Any]:
+    """A refused event's acknowledgement (protocol.ErrorPayload inside)."""
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class Hub:
+    """The live room's transport for one web process."""
+
+    def __init__(self, sio: socketio.AsyncServer, settings: Settings) -> None:
+        self.sio = sio
+        self.settings = settings
+        self.connections: dict[str, Connection] = {}
+        self.outbox: dict[str, list[dict[str, Any]]] = {}
+        self.heartbeats = attendance.HeartbeatBuffer()
+        self.dirty_results: dict[tuple[int, int], Any] = {}
+        self.dirty_sessions: set[int] = set()
+        self.local_staff = 0
+        self.process_key = f"{settings.redis_channel}:team:{os.getpid()}:{id(self)}"
+        self._redis: Any = None
+        self._team_cache: tuple[float, bool] = (0.0, False)
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def ensure_ticker(self) -> None:
+        """Start the flush loop on the first connection (it needs the running event loop)."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def shutdown(self) -> None:
+        """Stop the room, then disconnect every socket; once, however often it is called."""
+        if self._stopping:
+            return
+        await self.stop()
+        await self.sio.shutdown()
+
+    async def stop(self) -> None:
+        """Write what is pending and stop the loop (the web process is shutting down)."""
+        self._stopping = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        with contextlib.suppress(Exception):
+            await self._flush_chat()
+            await self.heartbeats.flush()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.delete(self.process_key)
+                await self._redis.aclose()
+            self._redis = None
+
+    async def _tick_loop(self) -> None:
+        slow_at = time.monotonic() + SLOW_TICK
+        while True:
+            await asyncio.sleep(CHAT_TICK)
+            try:
+                await self._flush_chat()
+                if time.monotonic() >= slow_at:
+                    slow_at = time.monotonic() + SLOW_TICK
+                    await self._slow_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room tick failed")
+
+    async def _flush_chat(self) -> None:
+        if not self.outbox:
+            return
+        batches, self.outbox = self.outbox, {}
+        for target, messages in batches.items():
+            await self.sio.emit(protocol.CHAT, {"messages": messages}, room=target)
+
+    async def _slow_tick(self) -> None:
+        await self.heartbeats.flush()
+        dirty, self.dirty_results = self.dirty_results, {}
+        for (_interaction_id, session_id), interaction in dirty.items():
+            results = await room.tally(interaction, session_id, fresh=True)
+            await self.sio.emit(protocol.RESULTS, results, room=protocol.session_room(session_id))
+            await self.sio.emit(protocol.RESULTS, results, room=protocol.STAFF_ROOM)
+        sessions, self.dirty_sessions = self.dirty_sessions, set()
+        if sessions:
+            counts = await attendance.online_counts(sessions, auth.utcnow())
+            for session_id, online in counts.items():
+                payload: protocol.AttendancePayload = {"session_id": session_id, "online": online}
+                await self.sio.emit(protocol.ATTENDANCE, payload, room=protocol.STAFF_ROOM)
+        if self.settings.redis_url and self.local_staff:
+            await self._publish_team()
+
+    def send(self, target: str, message: dict[str, Any]) -> None:
+        """Queue one chat item for a room's next batch."""
+        self.outbox.setdefault(target, []).append(message)
+
+    # --- the team's presence -------------------------------------------------------------------
+
+    async def _redis_client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.Redis.from_url(self.settings.redis_url)
+        return self._redis
+
+    async def _publish_team(self) -> None:
+        client = await self._redis_client()
+        if self.local_staff:
+            await client.set(self.process_key, self.local_staff, ex=TEAM_TTL)
+        else:
+            await client.delete(self.process_key)
+
+    async def team_online(self) -> bool:
+        """Whether someone from the team has the console open (on any web process)."""
+        if self.local_staff:
+            return True
+        if not self.settings.redis_url:
+            return False
+        stamp, cached = self._team_cache
+        if time.monotonic() - stamp < TEAM_CACHE:
+            return cached
+        client = await self._redis_client()
+        found = False
+        async for _key in client.scan_iter(
+            match=f"{self.settings.redis_channel}:team:*", count=100
+        ):
+            found = True
+            break
+        self._team_cache = (time.monotonic(), found)
+        return found
+
+    async def _team_changed(self) -> None:
+        if self.settings.redis_url:
+            await self._publish_team()
+            self._team_cache = (0.0, False)
+        payload: protocol.TeamPayload = {"online": await self.team_online()}
+        await self.sio.emit(protocol.TEAM, payload)
+
+    # --- connect and disconnect ----------------------------------------------------------------
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth_data: Any) -> bool:
+        """Admit an attendee by join token, or a signed-in staff member by cookie."""
+        self.ensure_ticker()
+        token = auth_data.get("token") if isinstance(auth_data, dict) else None
+        if isinstance(token, str) and token:
+            return await self._connect_attendee(sid, token)
+        return await self._connect_staff(sid, environ)
+
+    async def _connect_attendee(self, sid: str, token: str) -> bool:
+        now = auth.utcnow()
+        try:
+            admission = await room.admit(token, now)
+        except room.RoomError as error:
+            raise socketio.exceptions.ConnectionRefusedError(
+                error.message, {"code": error.code}
+            ) from None
+        attendee = admission.attendee
+        self.connections[sid] = Connection(attendee=attendee)
+        await self.sio.enter_room(sid, protocol.session_room(attendee.session_id))
+        await self.sio.enter_room(sid, protocol.attendee_room(attendee.registrant_id))
+        admission.payload["team_online"] = await self.team_online()
+        await self.sio.emit(protocol.ROOM, admission.payload, to=sid)
+        position = attendee.position(now)
+        await attendance.record(attendance.JOIN, attendee.presence, now, position)
+        self.dirty_sessions.add(attendee.session_id)
+        return True
+
+    async def _connect_staff(self, sid: str, environ: dict[str, Any]) -> bool:
+        session = await auth.resolve_session(_cookie(environ, "encore_session"))
+        if session is None or session.stage != SessionStage.FULL:
+            # (message, data): the client's connect_error then carries both as they are;
+            # a single dict argument would reach it as its Python repr.
+            raise socketio.exceptions.ConnectionRefusedError(
+                "Sign in to connect.", {"code": "unauthenticated"}
+            )
+        user = session.user
+        assert isinstance(user, StaffUser)
+        self.connections[sid] = Connection(staff_id=user.id, role=user.role.value)
+        await self.sio.enter_room(sid, protocol.STAFF_ROOM)
+        hello: protocol.HelloPayload = {"role": user.role.value, "name": user.name}
+        await self.sio.emit(protocol.HELLO, hello, to=sid)
+        self.local_staff += 1
+        if self.local_staff == 1:
+            await self._team_changed()
+        return True
+
+    async def disconnect(self, sid: str) -> None:
+        """Record an attendee's leave; tell attendees when the last team member left."""
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        if connection.attendee is not None:
+            attendee = connection.attendee
+            now = auth.utcnow()
+            position = attendee.position(now)
+            if attendee.mode(now) in ("replay", "on_demand"):
+                position = attendee.reported_position
+            if not self._stopping:
+                await attendance.record(attendance.LEAVE, attendee.presence, now, position)
+                self.dirty_sessions.add(attendee.session_id)
+        elif connection.staff_id is not None:
+            self.local_staff -= 1
+            if self.local_staff == 0 and not self._stopping:
+                await self._team_changed()
+
+    # --- guards --------------------------------------------------------------------------------
+
+    async def _allowed(
+        self, sid: str, connection: Connection | None, chat_event: bool
+    ) -> dict[str, Any] | None:
+        if connection is None:
+            return refused("not_connected", "Connect first.")
+        if not connection.events.take() or (chat_event and not connection.chats.take()):
+            connection.refused += 1
+            if connection.refused >= MAX_REFUSED:
+                log.warning("disconnecting a flooding connection", extra={"sid": sid})
+                await self.sio.disconnect(sid)
+            language = connection.attendee.language if connection.attendee else "en"
+            return refused(
+                "rate_limited", i18n.gettext(language, "Too many messages at once. Wait a moment.")
+            )
+        return None
+
+    async def attendee_event(
+        self,
+        sid: str,
+        data: Any,
+        handler: Callable[[room.Attendee, dict[str, Any]], Awaitable[dict[str, Any]]],
+        *,
+        chat_event: bool = False,
+    ) -> dict[str, Any]:
+        """Run an attendee's event after the guards; errors become refusals."""
+        connection = self.connections.get(sid)
+        problem = await self._allowed(sid, connection, chat_event)
+        if problem is not None:
+            return problem
+        assert connection is not None
+        if connection.attendee is None:
+            return refused("forbidden", "Only attendees send this.")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return refused("bad_request", "The message must be an object.")
+        try:
+            return await handler(connection.attendee, data)
+        except (room.RoomError, chat.ChatError) as error:
+            if chat_event:
+                # A message the room refused (empty, too long...) is not held against the
+                # sender's chat rate; every event still counts against the general one.
+                connection.chats.refund()
+            return refused(error.code, error.message)
+
+    async def staff_event(
+        self,
+        sid: str,
+        data: Any,
+        handler: Callable[[StaffUser, dict[str, Any]], Awaitable[dict[str, Any]]],
+        *,
+        permission: Permission = Permission.MODERATE,
+    ) -> dict[str, Any]:
+        """Run a staff member's event after the guards, as the user they are now."""
+        connection = self.connections.get(sid)
+        problem = await self._allowed(sid, connection, False)
+        if problem is not None:
+            return problem
+        assert connection is not None
+        if connection.staff_id is None:
+            return refused("forbidden", "Only the team sends this.")
+        # Read again on every event: a role taken away or an account disabled holds at once.
+        user = await StaffUser.get_or_none(id=connection.staff_id, is_active=True)
+        if user is None:
+            await self.sio.disconnect(sid)
+            return refused("unauthenticated", "Sign in again.")
+        if not can(user.role, permission):
+            return refused("forbidden", "Your role may not do this.")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return refused("bad_request", "The message must be an object.")
+        try:
+            return await handler(user, data)
+        except (room.RoomError, chat.ChatError, interactions.InteractionError) as error:
+            code = getattr(error, "code", "bad_request")
+            return refused(code, getattr(error, "message", str(error)))
+
+    # --- attendee events -----------------------------------------------------------------------
+
+    async def on_sync(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The server's clock, for the client's offset."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            del attendee, payload
+            return ok(server_ms=room.ms(auth.utcnow()))
+
+        connection = self.connections.get(sid)
+        if connection is not None and connection.staff_id is not None:
+            problem = await self._allowed(sid, connection, False)
+            return problem or ok(server_ms=room.ms(auth.utcnow()))
+        return await self.attendee_event(sid, data, run)
+
+    async def on_chat_send(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """An attendee writes in the chat."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            now = auth.utcnow()
+            posted = await chat.post(
+                attendee, payload.get("body"), now, team_online=await self.team_online()
+            )
+            message = posted.message
+            if message["visibility"] == "public":
+                self.send(protocol.session_room(attendee.session_id), message)
+            else:
+                self.send(protocol.attendee_room(attendee.registrant_id), message)
+            self.send(protocol.STAFF_ROOM, posted.staff_message)
+            if posted.auto_reply is not None:
+                self.send(protocol.attendee_room(attendee.registrant_id), posted.auto_reply)
+            return ok(message=message)
+
+        return await self.attendee_event(sid, data, run, chat_event=True)
+
+    async def on_answer(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """An attendee answers a poll, quiz, rating, NPS or question."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            answered = await room.answer(
+                attendee, payload.get("interaction_id"), payload.get("answer"), auth.utcnow()
+            )
+            if answered.question is not None:
+                self.send(protocol.attendee_room(attendee.registrant_id), answered.question.message)
+                self.send(protocol.STAFF_ROOM, answered.question.staff_message)
+            if answered.results is None:
+                return ok()
+            interaction = answered.interaction
+            self.dirty_results[(interaction.id, attendee.session_id)] = interaction
+            return ok(results=answered.results)
+
+        return await self.attendee_event(sid, data, run)
+
+    async def on_click(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """An attendee opens an offer, a download or a link."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            await room.click(attendee, payload.get("interaction_id"), auth.utcnow())
+            return ok()
+
+        return await self.attendee_event(sid, data, run)
+
+    async def on_heartbeat(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Where an attendee's player is; written with the next batch."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            position = payload.get("position")
+            if not isinstance(position, int | float) or isinstance(position, bool):
+                return refused("bad_request", "position must be a number of seconds.")
+            now = auth.utcnow()
+            seconds = attendee.clamp_reported(float(position), now)
+            attendee.reported_position = seconds
+            self.heartbeats.add(
+                attendee.presence, now, seconds, playing=payload.get("playing") is True
+            )
+            return ok()
+
+        return await self.attendee_event(sid, data, run)
+
+    async def on_start(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """An attendee of an on-demand session pressed play (or resumed at `position`)."""
+
+        async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            position = payload.get("position", 0.0)
+            if not isinstance(position, int | float) or isinstance(position, bool):
+                position = 0.0
+            started = room.start_on_demand(attendee, auth.utcnow(), float(position))
+            return ok(started_ms=room.ms(started))
+
+        return await self.attendee_event(sid, data, run)
+
+    # --- staff events --------------------------------------------------------------------------
+
+    async def on_console(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The console's first view."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            del user, payload
+            view = await console.overview(auth.utcnow())
+            view["team_online"] = self.local_staff
+            return ok(console=view)
+
+        return await self.staff_event(sid, data, run, permission=Permission.VIEW_SESSIONS)
+
+    async def on_watch(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """One session in detail."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            del user
+            return ok(**await console.watch(payload.get("session_id"), auth.utcnow()))
+
+        return await self.staff_event(sid, data, run, permission=Permission.VIEW_SESSIONS)
+
+    async def on_read(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Mark a session's messages read."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            del user
+            marked = await chat.mark_read(payload.get("session_id"), auth.utcnow())
+            read: protocol.ReadPayload = {
+                "session_id": payload["session_id"],
+                "registrant_id": None,
+            }
+            await self.sio.emit(protocol.READ, read, room=protocol.STAFF_ROOM)
+            return ok(marked=marked)
+
+        return await self.staff_event(sid, data, run)
+
+    async def on_reply(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """A team member writes to one attendee or to the whole session."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            public = payload.get("public")
+            if not isinstance(public, bool):
+                return refused("bad_request", "public must be true or false.")
+            replied = await chat.reply(
+                user,
+                session_id=payload.get("session_id"),
+                body=payload.get("body"),
+                reply_to=payload.get("reply_to"),
+                registrant_id=payload.get("registrant_id"),
+                public=public,
+                now=auth.utcnow(),
+            )
+            message = replied.message
+            if replied.registrant_id is None:
+                self.send(protocol.session_room(message["session_id"]), message)
+            else:
+                self.send(protocol.attendee_room(replied.registrant_id), message)
+                read: protocol.ReadPayload = {
+                    "session_id": message["session_id"],
+                    "registrant_id": replied.registrant_id,
+                }
+                await self.sio.emit(protocol.READ, read, room=protocol.STAFF_ROOM)
+            self.send(protocol.STAFF_ROOM, replied.staff_message)
+            return ok(message=replied.staff_message, emailed=replied.emailed)
+
+        return await self.staff_event(sid, data, run)
+
+    async def on_moderate(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Approve, pin, unpin or delete a message."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            done = await chat.moderate(
+                user,
+                message_id=payload.get("message_id"),
+                action=payload.get("action"),
+                now=auth.utcnow(),
+            )
+            targets = [protocol.STAFF_ROOM]
+            if done.registrant_id is not None:
+                targets.append(protocol.attendee_room(done.registrant_id))
+            if done.was_public or (
+                done.message is not None and done.message["visibility"] == "public"
+            ):
+                targets.append(protocol.session_room(done.session_id))
+            if done.removed is not None:
+                removed: protocol.RemovedPayload = {"ids": [done.removed]}
+                await self._flush_chat()  # a removal must not overtake the message it removes
+                for target in targets:
+                    await self.sio.emit(protocol.CHAT_REMOVED, removed, room=target)
+                return ok()
+            assert done.message is not None
+            assert done.staff_message is not None
+            for target in targets:
+                self.send(
+                    target, done.staff_message if target == protocol.STAFF_ROOM else done.message
+                )
+            return ok()
+
+        return await self.staff_event(sid, data, run)
+
+    async def on_restrict(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Mute, ban or lift a restriction on an attendee."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            session_id, registrant_id, action = await chat.restrict(
+                user,
+                session_id=payload.get("session_id"),
+                registrant_id=payload.get("registrant_id"),
+                action=payload.get("action"),
+            )
+            target = protocol.attendee_room(registrant_id)
+            if action == "lift":
+                lifted: protocol.RestrictedPayload = {"kind": "lift"}
+                await self.sio.emit(protocol.RESTRICTED, lifted, room=target)
+                return ok()
+            restricted: protocol.RestrictedPayload = {"kind": "ban" if action == "ban" else "mute"}
+            await self.sio.emit(protocol.RESTRICTED, restricted, room=target)
+            if action == "ban":
+                # Connections on this process go now; a ban also refuses every later connect.
+                for other, connection in list(self.connections.items()):
+                    attendee = connection.attendee
+                    if (
+                        attendee is not None
+                        and attendee.registrant_id == registrant_id
+                        and attendee.session_id == session_id
+                    ):
+                        await self.sio.disconnect(other)
+            return ok()
+
+        return await self.staff_event(sid, data, run)
+
+    async def on_push(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Push an ad-hoc poll, offer or announcement into a running session."""
+
+        async def run(user: StaffUser, payload: dict[str, Any]) -> dict[str, Any]:
+            session_id = payload.get("session_id")
+            if not isinstance(session_id, int) or isinstance(session_id, bool):
+                return refused("bad_request", "session_id must be a number.")
+            session = await WebinarSession.get_or_none(id=session_id)
+            if session is None:
+                return refused("unknown_session", "That session does not exist.")
+            now = auth.utcnow()
+            kind = payload.get("kind")
+            title = payload.get("title")
+            target = protocol.session_room(session.id)
+            if kind == "announcement":
+                config = payload.get("config")
+                words = config.get("text") if isinstance(config, dict) else None
+                text = chat.clean_body(words or payload.get("text") or title, "en")
+                announcement: protocol.AnnouncementPayload = {"text": text}
+                await self.sio.emit(protocol.ANNOUNCEMENT, announcement, room=target)
+                return ok()
+            if kind not in ("poll", "offer"):
+                return refused("bad_request", "kind must be poll, offer or announcement.")
+            config = payload.get("config")
+            if not isinstance(config, dict) or not isinstance(title, str):
+                return refused("bad_request", "title and config are required.")
+            opens_at = 0.0
+            if session.kind != "on_demand":
+                opens_at = max((now - session.starts_at).total_seconds(), 0.0)
+            interaction = await interactions.create_pushed(
+                session=session,
+                kind=kind,
+                title=title,
+                config=config,
+                opens_at=opens_at,
+                actor=user,
+            )
+            room.forget_session(session.id)  # later joiners get it in their timeline
+            item = interactions.public_item(interaction)
+            await self.sio.emit(protocol.INTERACTION, item, room=target)
+            for_staff = {**item, "session_id": session.id}
+            await self.sio.emit(protocol.INTERACTION, for_staff, room=protocol.STAFF_ROOM)
+            return ok(interaction=for_staff)
+
+        return await self.staff_event(sid, data, run)
 
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
@@ -37,7 +661,9 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-    _register(sio)
+    hub = Hub(sio, settings)
+    _register(sio, hub)
+    sio.hub = hub
     return sio
 
 
@@ -48,31 +674,41 @@ def create_emitter(settings: Settings) -> socketio.AsyncRedisManager:
     )
 
 
-def _cookie(environ: dict[str, Any], name: str) -> str:
-    morsel = SimpleCookie(environ.get("HTTP_COOKIE", "")).get(name)
-    return morsel.value if morsel else ""
-
-
-def _register(sio: socketio.AsyncServer) -> None:
-    @sio.event  # type: ignore[untyped-decorator]
+def _register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def connect(sid: str, environ: dict[str, Any], auth_data: Any = None) -> bool:
-        """Accept staff with a signed-in session; attendee tokens join through the room."""
-        del auth_data
-        session = await auth.resolve_session(_cookie(environ, "encore_session"))
-        if session is None or session.stage != SessionStage.FULL:
-            # (message, data): the client's connect_error then carries both as they are;
-            # a single dict argument would reach it as its Python repr.
-            raise socketio.exceptions.ConnectionRefusedError(
-                "Sign in to connect.", {"code": "unauthenticated"}
-            )
-        user = session.user
-        await sio.save_session(sid, {"staff_id": user.id, "role": user.role.value})
-        await sio.enter_room(sid, protocol.STAFF_ROOM)
-        hello: protocol.HelloPayload = {"role": user.role.value, "name": user.name}
-        await sio.emit(protocol.HELLO, hello, to=sid)
-        return True
+        return await hub.connect(sid, environ, auth_data)
 
-    @sio.event  # type: ignore[untyped-decorator]
     async def disconnect(sid: str, reason: Any = None) -> None:
-        """Nothing to release yet: rooms are left automatically."""
-        del sid, reason
+        del reason
+        await hub.disconnect(sid)
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+    handlers: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+        protocol.SYNC: hub.on_sync,
+        protocol.CHAT_SEND: hub.on_chat_send,
+        protocol.ANSWER: hub.on_answer,
+        protocol.CLICK: hub.on_click,
+        protocol.HEARTBEAT: hub.on_heartbeat,
+        protocol.START: hub.on_start,
+        protocol.CONSOLE: hub.on_console,
+        protocol.WATCH: hub.on_watch,
+        protocol.READ: hub.on_read,
+        protocol.REPLY: hub.on_reply,
+        protocol.MODERATE: hub.on_moderate,
+        protocol.RESTRICT: hub.on_restrict,
+        protocol.PUSH: hub.on_push,
+    }
+    for name, handler in handlers.items():
+        sio.on(name, handler)
+
+    async def unknown(event: str, sid: str, data: Any = None) -> dict[str, Any]:
+        del data
+        connection = hub.connections.get(sid)
+        if connection is not None:
+            connection.refused += 1
+            if connection.refused >= MAX_REFUSED:
+                await sio.disconnect(sid)
+        return refused("unknown_event", f"There is no event named {event[:40]!r}.")
+
+    sio.on("*", unknown)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
+from app.services.chat import MAX_CHAT_CHARS as MAX_CHAT_CHARS
+
 NAMESPACE: Final = "/"
 SOCKETIO_PATH: Final = "socket.io"
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
-MAX_CHAT_CHARS: Final = 1000
 # How often a player reports where it is; the server records one heartbeat per report.
 HEARTBEAT_SECONDS: Final = 20
 
@@ -47,6 +48,7 @@ MODERATE: Final = "chat:moderate"  # ModerateSend -> {"ok"}
 RESTRICT: Final = "restrict"  # RestrictSend -> {"ok"}
 PUSH: Final = "push"  # PushSend -> {"ok", "interaction"?: InteractionItem}
 READ: Final = "chat:read"  # {"session_id"} -> {"ok"}: marks that session's inbox read
+# ...and server -> staff: ReadPayload, when any team member read messages (so every console agrees)
 
 # Rooms
 STAFF_ROOM: Final = "staff"
@@ -123,12 +125,14 @@ class InteractionItem(TypedDict):
     closes_at: float | None
     required: bool
     config: dict[str, Any]
+    session_id: NotRequired[int]  # to staff: the session it was pushed into
 
 
 class ResultsPayload(TypedDict):
-    """What an interaction's answers add up to (shape depends on the kind)."""
+    """What an interaction's answers in one session add up to (shape depends on the kind)."""
 
     interaction_id: int
+    session_id: int
     results: dict[str, Any]
 
 
@@ -176,9 +180,9 @@ class AnnouncementPayload(TypedDict):
 
 
 class RestrictedPayload(TypedDict):
-    """The attendee may no longer chat (muted) or stay (banned)."""
+    """The attendee may no longer chat (muted) or stay (banned), or may chat again (lift)."""
 
-    kind: Literal["mute", "ban"]
+    kind: Literal["mute", "ban", "lift"]
 
 
 class ChatSend(TypedDict):
@@ -233,12 +237,19 @@ class RestrictSend(TypedDict):
 
 
 class PushSend(TypedDict):
-    """Push an ad-hoc poll, offer or announcement into a running session."""
+    """Push an ad-hoc poll, offer or announcement (its words in `config.text`) into a session."""
 
     session_id: int
     kind: Literal["poll", "offer", "announcement"]
     title: str
     config: dict[str, Any]
+
+
+class ReadPayload(TypedDict):
+    """Messages the team has read: a session's, or one attendee's conversation in it."""
+
+    session_id: int
+    registrant_id: int | None
 
 
 class AttendancePayload(TypedDict):

@@ -71,6 +71,7 @@ _bulk_renderers: dict[str, BulkRenderer] = {}
 # The modules that register renderers; imported before the first delivery, so that a process
 # that only delivers (the scheduler) knows every kind.
 RENDERER_MODULES = (
+    "app.services.chat",
     "app.services.registration",
     "app.services.schedules",
     "app.services.sequences",

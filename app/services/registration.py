@@ -131,10 +131,12 @@ async def find_by_token(token: str) -> Registrant | None:
     """The registrant of a join token, with contact, webinar and session fetched."""
     if not isinstance(token, str) or not token or len(token) > TOKEN_MAX:
         return None
-    registrant = await Registrant.get_or_none(join_token_hash=crypto.hash_token(token))
-    if registrant is not None:
-        await registrant.fetch_related("contact", "webinar", "session")
-    return registrant
+    # One query with joins: the live room admits every attendee through here.
+    return (
+        await Registrant.filter(join_token_hash=crypto.hash_token(token))
+        .select_related("contact", "webinar", "session")
+        .first()
+    )
 
 
 async def prune_attempts(now: datetime) -> int:

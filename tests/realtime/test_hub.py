@@ -2,126 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
 import socketio
-import uvicorn
 
-from app.main import create_app
 from app.models import Role, SessionStage, StaffUser
 from app.realtime import protocol
 from app.realtime.hub import create_emitter, create_server
 from app.services import auth
 from app.settings import Settings
 from tests.conftest import login, make_user, require
+from tests.realtime.live import (
+    HOST,
+    STEP_TIMEOUT,
+    LiveServer,
+    Peer,
+    close_redis_manager,
+    live_server,
+)
 
-HOST = "127.0.0.1"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-STEP_TIMEOUT = 10.0
-
-
-@dataclass
-class LiveServer:
-    """A running web process: its base URL and its Socket.IO server."""
-
-    url: str
-    sio: socketio.AsyncServer
-
-
-@asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Serve create_app() with uvicorn on a free loopback port inside this event loop."""
-    app = create_app(settings, manage_db=False)  # the database fixture owns the connection
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=0,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(STEP_TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises what stopped it
-                    pytest.fail("uvicorn stopped before it started")
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield LiveServer(url=f"http://{HOST}:{port}", sio=app.sio)
-    finally:
-        sio: socketio.AsyncServer = app.sio
-        await sio.shutdown()
-        server.should_exit = True
-        await asyncio.wait_for(task, STEP_TIMEOUT)
-        await close_redis_manager(sio.manager)
-
-
-async def close_redis_manager(manager: Any) -> None:
-    """Stop a Redis manager's pub/sub listener and close its connections.
-
-    python-socketio leaves both running for the life of the process; a test must not.
-    """
-    if not isinstance(manager, socketio.AsyncRedisManager):
-        return
-    listener = getattr(manager, "thread", None)
-    if isinstance(listener, asyncio.Task):
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
-    if manager.pubsub is not None:
-        await manager.pubsub.aclose()
-    if manager.redis is not None:
-        await manager.redis.aclose()
-
-
-@dataclass
-class Peer:
-    """A Socket.IO client that keeps every event it receives."""
-
-    client: socketio.AsyncClient = field(
-        default_factory=lambda: socketio.AsyncClient(reconnection=False, request_timeout=5)
-    )
-    events: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
-    connect_errors: list[Any] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        async def any_event(event: str, data: Any = None) -> None:
-            await self.events.put((event, data))
-
-        async def connect_error(data: Any = None) -> None:
-            self.connect_errors.append(data)
-
-        self.client.on("*", any_event)
-        self.client.on("connect_error", connect_error)
-
-    async def connect(self, url: str, *, token: str = "", **headers: str) -> None:
-        if token:
-            headers["Cookie"] = f"encore_session={token}"
-        await self.client.connect(url, headers=headers, wait_timeout=STEP_TIMEOUT)
-
-    async def next_event(self, name: str, *, match: Any = None) -> Any:
-        """The data of the next `name` event (equal to `match` when given), within a timeout."""
-        async with asyncio.timeout(STEP_TIMEOUT):
-            while True:
-                event, data = await self.events.get()
-                if event == name and (match is None or data == match):
-                    return data
-
-    async def close(self) -> None:
-        await self.client.disconnect()
 
 
 @pytest.fixture
