@@ -106,7 +106,13 @@ async def history_for_attendee(
     )
     limit = 2000 if replay else HISTORY_LIMIT
     messages = await query.order_by("-id").limit(limit)
-    return [item(message) for message in reversed(messages)]
+    # The attendee's own messages keep naming them once public, so the page shows them as theirs.
+    return [
+        item(message, registrant_id=registrant_id)
+        if message.registrant_id == registrant_id  # type: ignore[attr-defined]
+        else item(message)
+        for message in reversed(messages)
+    ]
 
 
 @dataclass

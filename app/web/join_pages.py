@@ -1,8 +1,8 @@
 """A registrant's own pages, reached through the personal token in their link.
 
-`/j/{token}/registered` thanks them after registering, `/j/{token}` is the join page (the live
-room replaces its body later) and `/j/{token}/calendar.ics` is their calendar entry. The token is
-the only key, so these answers are never cached, indexed or passed on as a referrer.
+`/j/{token}/registered` thanks them after registering, `/j/{token}` is the live room (or, while
+they have no session, a page that says so) and `/j/{token}/calendar.ics` is their calendar entry.
+The token is the only key, so these answers are never cached, indexed or passed on as a referrer.
 """
 
 from __future__ import annotations
@@ -19,10 +19,16 @@ from app import i18n
 from app.models import Registrant, Webinar, WebinarSession
 from app.schedule import PlaybackState, playback_position
 from app.services import auth, calendar, content, registration
-from app.web.landing import theme_query
+from app.web.landing import media_url, theme_query
 from app.web.public_templating import TOKEN_PAGE_HEADERS, not_found, render_public
 
 TOKEN_MAX = 200
+# The room page's side of the live room's wire contract (app.realtime.protocol, which the web
+# layer may not import; a test keeps the two equal): where the socket answers, how often the
+# player reports, and the longest chat message.
+SOCKET_PATH = "/socket.io"
+HEARTBEAT_SECONDS = 20
+MAX_CHAT_CHARS = 1000
 # Within this long before the start the join page says "starts soon".
 STARTS_SOON = timedelta(minutes=15)
 _FILENAME = re.compile(r"[^A-Za-z0-9_-]+")
@@ -108,26 +114,53 @@ async def token_context(registrant: Registrant, token: str, now: datetime) -> di
     return context
 
 
-async def _page(request: Request, template: str) -> Response:
+def room_config() -> dict[str, Any]:
+    """What room.js needs to know of the wire contract besides the labels."""
+    return {
+        "socket_path": SOCKET_PATH,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+        "max_chat_chars": MAX_CHAT_CHARS,
+    }
+
+
+async def _context(request: Request) -> dict[str, Any] | None:
     found = await _registrant(request)
     if found is None:
-        return not_found(request, headers=TOKEN_PAGE_HEADERS)
+        return None
     registrant, token = found
-    context = await token_context(registrant, token, auth.utcnow())
-    webinar = context["webinar"]
+    return await token_context(registrant, token, auth.utcnow())
+
+
+def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
     return render_public(
-        request, template, context, language=webinar.language, headers=TOKEN_PAGE_HEADERS
+        request,
+        template,
+        context,
+        language=context["webinar"].language,
+        headers=TOKEN_PAGE_HEADERS,
     )
 
 
 async def thanks(request: Request) -> Response:
     """`GET /j/{token}/registered`: the thank-you page after registering."""
-    return await _page(request, "public/thanks.html")
+    context = await _context(request)
+    if context is None:
+        return not_found(request, headers=TOKEN_PAGE_HEADERS)
+    return _render(request, "public/thanks.html", context)
 
 
 async def join(request: Request) -> Response:
-    """`GET /j/{token}`: the registrant's join page (session time, state and calendar links)."""
-    return await _page(request, "public/join.html")
+    """`GET /j/{token}`: the live room of the registrant's session (the join page without one)."""
+    context = await _context(request)
+    if context is None:
+        return not_found(request, headers=TOKEN_PAGE_HEADERS)
+    if context["state"] == "unscheduled":
+        # Without a session there is no room to enter: the page says the time will follow.
+        return _render(request, "public/join.html", context)
+    theme = context["theme"]
+    context["logo_url"] = media_url(theme.logo_key) if theme.logo_key else ""
+    context["room_config"] = room_config()
+    return _render(request, "public/room.html", context)
 
 
 async def calendar_file(request: Request) -> Response:

@@ -263,6 +263,9 @@ async def test_open_chat_goes_to_everyone_with_first_names_only(
     _carl, carl_token = await make_attendee(session, "Carl Late")
     _peer, room = await join(server, peers, carl_token)
     assert [m["body"] for m in room["chat"]] == ["Hello all <b>bold</b>"]
+    assert "registrant_id" not in room["chat"][0]
+    _again, room = await join(server, peers, ann_token)
+    assert room["chat"][0]["registrant_id"] == _ann.id, "one's own messages stay one's own"
 
 
 async def test_moderated_chat_waits_for_approval(server: LiveServer, peers: list[Peer]) -> None:
