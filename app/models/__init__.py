@@ -1,6 +1,6 @@
 """Tortoise models of the whole domain, one module per noun group."""
 
-from app.models.analytics import AnalyticsEvent
+from app.models.analytics import Account, AnalyticsEvent, Attendance, Segment
 from app.models.audit import AuditEvent
 from app.models.emails import Audience, EmailState, EmailStep, OutboxMessage, PlannedEmail, StepKind
 from app.models.people import Contact, Registrant, RegistrationAttempt
@@ -30,7 +30,9 @@ from app.models.webinars import (
 )
 
 __all__ = [
+    "Account",
     "AnalyticsEvent",
+    "Attendance",
     "Audience",
     "AuditEvent",
     "Caption",
@@ -51,6 +53,7 @@ __all__ = [
     "Role",
     "RoomRestriction",
     "Schedule",
+    "Segment",
     "SessionStage",
     "StaffSession",
     "StaffUser",

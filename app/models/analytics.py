@@ -23,3 +23,62 @@ class AnalyticsEvent(Model):
 
     class Meta:
         table = "analytics_event"
+
+
+class Attendance(Model):
+    """What one registrant did in one session, kept up to date as their events arrive.
+
+    The dashboards read these rows (one per attendee and session) instead of every event:
+    `minutes` lists the minutes of the video they were watching (for the drop-off curve),
+    `watched_seconds` adds up the time between their heartbeats while the video played.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    webinar_id = fields.IntField(db_index=True)
+    session_id = fields.IntField(db_index=True)
+    registrant_id = fields.IntField(db_index=True)
+    contact_id = fields.IntField(db_index=True)
+    first_join_at = fields.DatetimeField(null=True)
+    last_seen_at = fields.DatetimeField(null=True)
+    watched_seconds = fields.FloatField(default=0.0)
+    furthest_seconds = fields.FloatField(default=0.0)
+    minutes: fields.JSONField[list[int]] = fields.JSONField(default=list)
+    stayed_to_end = fields.BooleanField(default=False)
+    clicked_offer = fields.BooleanField(default=False)
+    chat_messages = fields.IntField(default=0)
+    responses = fields.IntField(default=0)
+    downloads = fields.IntField(default=0)
+
+    class Meta:
+        table = "attendance"
+        unique_together = (("session_id", "registrant_id"),)
+
+
+class Account(Model):
+    """A customer company: the people whose addresses end in its domains."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    domains: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    notes = fields.TextField(default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "account"
+
+
+class Segment(Model):
+    """A saved filter over contacts (the rules are JSON; app.services.segments reads them)."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    rules: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    created_by: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.StaffUser", related_name="segments", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "segment"

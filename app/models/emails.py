@@ -60,6 +60,7 @@ class Audience(StrEnum):
     LEFT_EARLY = "left_early"  # joined, left before the end
     MISSED = "missed"  # never joined
     CLICKED_OFFER = "clicked_offer"  # clicked the offer during the session
+    SEGMENT = "segment"  # the registrants who belong to a saved segment
 
 
 class EmailStep(Model):
@@ -73,6 +74,10 @@ class EmailStep(Model):
     kind = fields.CharEnumField(StepKind, max_length=16)
     minutes = fields.IntField(default=0)
     audience = fields.CharEnumField(Audience, max_length=16, default=Audience.EVERYONE)
+    # With audience "segment": which one (a deleted segment switches the step off).
+    segment: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "encore.Segment", related_name="email_steps", null=True, on_delete=fields.SET_NULL
+    )
     enabled = fields.BooleanField(default=True)
     subject = fields.CharField(max_length=200)
     body = fields.TextField()
