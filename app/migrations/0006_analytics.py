@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'segment', 'app': 'encore', 'pk_attr': 'id', 'table_description': 'A saved filter over contacts (the rules are JSON; app.services.segments reads them).'},
+            options={'table': 'segment', 'app': 'encore', 'pk_attr': 'id', 'table_description': 'A saved filter over contacts (its rules are JSON, read by app.services.segments).'},
             bases=['Model'],
         ),
         ops.AlterField(

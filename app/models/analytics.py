@@ -69,7 +69,7 @@ class Account(Model):
 
 
 class Segment(Model):
-    """A saved filter over contacts (the rules are JSON; app.services.segments reads them)."""
+    """A saved filter over contacts (its rules are JSON, read by app.services.segments)."""
 
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
