@@ -63,9 +63,9 @@ async def test_each_attendee_gets_the_follow_up_for_what_they_did_in_the_room(
     received: dict[str, set[str]] = {}
     for message in await OutboxMessage.all():
         received.setdefault(message.recipients, set()).add(message.subject)
-    stayed_email = (await Contact.get(id=stayed.contact_id)).email  # type: ignore[attr-defined]
-    left_email = (await Contact.get(id=left.contact_id)).email  # type: ignore[attr-defined]
-    missed_email = (await Contact.get(id=missed.contact_id)).email  # type: ignore[attr-defined]
+    stayed_email = (await Contact.get(id=stayed.contact_id)).email
+    left_email = (await Contact.get(id=left.contact_id)).email
+    missed_email = (await Contact.get(id=missed.contact_id)).email
     follow_ups = {
         "Thank you for joining Onboarding",
         "The rest of Onboarding",
