@@ -17,7 +17,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from app import db
 from app.models import Role, StaffUser
-from app.services import mail, room, team
+from app.services import delivery, mail, room, team
 from app.settings import Settings, load_settings, use_settings
 from app.web import page_cache
 from emails import MemoryMailer
@@ -132,12 +132,14 @@ async def database(settings: Settings) -> AsyncIterator[Settings]:
 
 @pytest.fixture(autouse=True)
 def fresh_page_cache() -> Iterator[None]:
-    """No landing page or room view made by an earlier test is served to this one."""
+    """No landing page, room view or sender domain an earlier test made is used by this one."""
     page_cache.forget_all()
     room.forget_all()
+    delivery.forget_message_domain()
     yield
     page_cache.forget_all()
     room.forget_all()
+    delivery.forget_message_domain()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,6 @@ from tortoise import connections
 from app.models import Contact, EmailState, PlannedEmail
 from app.services import sender as senders
 from app.services.sender import Sender
-from app.settings import get_settings
 from emails import SendError, compose
 from emails.mailers import send_each
 from emails.message import Attachment, HeaderInjectionError, address
@@ -113,10 +113,31 @@ def bulk_renderer(kind: str) -> Callable[[BulkRenderer], BulkRenderer]:
     return register
 
 
-def new_message_id() -> str:
+# The sender's domain, read at most once per MESSAGE_DOMAIN_TTL seconds: planning makes many ids.
+MESSAGE_DOMAIN_TTL = 60.0
+_message_domain: tuple[float, str] = (float("-inf"), "")
+
+
+async def message_domain() -> str:
+    """The domain of new Message-IDs: the sender address's (Admin > Settings, or MAIL_FROM)."""
+    global _message_domain
+    checked, domain = _message_domain
+    if time.monotonic() - checked < MESSAGE_DOMAIN_TTL:
+        return domain
+    sender = await senders.current()
+    domain = sender.address.rsplit("@", 1)[-1].strip(" <>").lower() or "localhost"
+    _message_domain = (time.monotonic(), domain)
+    return domain
+
+
+def forget_message_domain() -> None:
+    """Read the sender's domain afresh for the next id (the sender settings changed)."""
+    global _message_domain
+    _message_domain = (float("-inf"), "")
+
+
+def new_message_id(domain: str) -> str:
     """A Message-ID for a planned row, fixed at planning so that a re-send keeps it."""
-    sender = get_settings().mail_from
-    domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
     return f"<{secrets.token_hex(16)}@{domain}>"
 
 
@@ -137,7 +158,7 @@ async def plan(
         to_email=to_email,
         registrant_id=registrant_id,
         due_at=due_at,
-        message_id=new_message_id(),
+        message_id=new_message_id(await message_domain()),
         context=context or {},
     )
 

@@ -122,6 +122,7 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
     first_of_address: dict[str, int] = {}
     for index, item in enumerate(batch):
         first_of_address.setdefault(item.contact.email, index)
+    domain = await delivery.message_domain()
     async with in_transaction() as connection:
         known: set[Any] = set(
             await Contact.filter(email__in=list(first_of_address)).values_list("email", flat=True)
@@ -172,7 +173,7 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
                     to_email=item.contact.email,
                     registrant_id=item.registrant.id,
                     due_at=item.now,
-                    message_id=delivery.new_message_id(),
+                    message_id=delivery.new_message_id(domain),
                     context={"new": True},
                 )
             )

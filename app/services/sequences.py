@@ -531,6 +531,7 @@ async def plan_pending(now: datetime, *, limit: int = 500) -> int:
         await ensure_steps(webinar)
         durations[webinar.id] = await calendar.session_duration(webinar)
     ids = [int(rid) for rid, _ in waiting]
+    domain = await delivery.message_domain()
     async with in_transaction() as connection:
         claimed = await _claim(connection, ids)
         if not claimed:
@@ -575,7 +576,7 @@ async def plan_pending(now: datetime, *, limit: int = 500) -> int:
                         to_email="",
                         registrant_id=claim.registrant_id,
                         due_at=due.due_at,
-                        message_id=delivery.new_message_id(),
+                        message_id=delivery.new_message_id(domain),
                         context={"step_id": due.step_id, "session_id": session.id},
                     )
                 )

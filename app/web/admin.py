@@ -18,7 +18,7 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import audit, auth, schedules, team, workspace
+from app.services import audit, auth, delivery, schedules, team, workspace
 from app.services import sender as senders
 from app.services.permissions import ROLE_DESCRIPTIONS, Permission, assignable_roles, can
 from app.web.access import client_ip, staff_route, staff_user
@@ -416,6 +416,7 @@ async def settings_sender(request: Request) -> Response:
         )
         return render(request, "admin/settings.html", context, status=400)
     if changes:
+        delivery.forget_message_domain()  # new Message-IDs name the new sender's domain
         await audit.record(
             action="settings.sender", actor=user, ip=client_ip(request), details=changes
         )

@@ -153,13 +153,14 @@ async def seed_due_reminders(now: datetime) -> list[str]:
                 )
             )
         stored = await rows.insert_many(connection, registrants, returning=("id",))
+        domain = await delivery.message_domain()
         emails = [
             PlannedEmail(
                 kind=sequences.STEP_EMAIL,
                 to_email="",
                 registrant_id=row["id"],
                 due_at=start - timedelta(days=1),
-                message_id=delivery.new_message_id(),
+                message_id=delivery.new_message_id(domain),
                 context={"step_id": step.id, "session_id": session.id},
             )
             for row in stored

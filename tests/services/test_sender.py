@@ -531,3 +531,17 @@ async def test_check_current_uses_the_saved_sender(
     domain, checks = await senders.check_current()
     assert domain == DOMAIN
     assert [check.ok for check in checks] == [True, True, True]
+
+
+async def test_message_ids_name_the_senders_domain(database: Settings) -> None:
+    planned = await delivery.plan(
+        "chat_reply", to_email="ann@example.com", due_at=datetime.now(UTC), context={}
+    )
+    fallback = database.mail_from.rsplit("@", 1)[-1].strip(" >").lower()
+    assert planned.message_id.endswith(f"@{fallback}>")
+    await workspace.update(sender_address="news@mail.acme.test")
+    delivery.forget_message_domain()  # as the sender settings page does after saving
+    planned = await delivery.plan(
+        "chat_reply", to_email="ann@example.com", due_at=datetime.now(UTC), context={}
+    )
+    assert planned.message_id.endswith("@mail.acme.test>")
