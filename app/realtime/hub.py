@@ -107,6 +107,7 @@ class Hub:
         self.outbox: dict[str, list[dict[str, Any]]] = {}
         self.heartbeats = attendance.HeartbeatBuffer()
         self.dirty_results: dict[tuple[int, int], Any] = {}
+        self.dirty_clicks: dict[tuple[int, int], Any] = {}
         self.dirty_sessions: set[int] = set()
         self.local_staff = 0
         self.process_key = f"{settings.redis_channel}:team:{os.getpid()}:{id(self)}"
@@ -174,6 +175,11 @@ class Hub:
             results = await room.tally(interaction, session_id, fresh=True)
             await self.sio.emit(protocol.RESULTS, results, room=protocol.session_room(session_id))
             await self.sio.emit(protocol.RESULTS, results, room=protocol.STAFF_ROOM)
+        clicked, self.dirty_clicks = self.dirty_clicks, {}
+        for (_interaction_id, session_id), interaction in clicked.items():
+            # Click counts are for the team only.
+            for counted in await room.click_results(session_id, [interaction]):
+                await self.sio.emit(protocol.RESULTS, counted, room=protocol.STAFF_ROOM)
         sessions, self.dirty_sessions = self.dirty_sessions, set()
         if sessions:
             counts = await attendance.online_counts(sessions, auth.utcnow())
@@ -433,7 +439,8 @@ class Hub:
         """An attendee opens an offer, a download or a link."""
 
         async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
-            await room.click(attendee, payload.get("interaction_id"), auth.utcnow())
+            interaction = await room.click(attendee, payload.get("interaction_id"), auth.utcnow())
+            self.dirty_clicks[(interaction.id, attendee.session_id)] = interaction
             return ok()
 
         return await self.attendee_event(sid, data, run)

@@ -1,32 +1,71 @@
-"""Who is in the room: join, heartbeat and leave events, and the online counts they give.
+"""Who is in the room and what each attendee did there: events, online counts, Attendance rows.
 
 Joins and leaves are written at once (one each per connection, and the team's "has this
 attendee left?" reads them). Heartbeats arrive every few seconds from every player, so they are
 buffered and written together, one multi-row INSERT per flush. Someone counts as online in a
 session while their latest event there is a join or a heartbeat no older than `ONLINE_WINDOW`;
 a process that dies without writing leaves therefore stops counting its attendees soon after.
+
+Each attendee's `Attendance` row (one per registrant and session) is kept up to date from the
+same calls: joins, heartbeats, leaves, clicks, chat messages and answers add to a pending change
+per attendee in memory (nothing is read or written for them), and the flush that writes the
+heartbeats applies every pending change with one statement in the same transaction (the rules
+are in `app.services.attendance_rows`). Pending changes a crashed process never wrote are
+restored by `rebuild`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from app.models import AnalyticsEvent
+from app.services.attendance_rows import (
+    DOWNLOAD,
+    HEARTBEAT,
+    JOIN,
+    LEAVE,
+    LINK_CLICK,
+    OFFER_CLICK,
+    VISIT_GAP,
+    Beat,
+    Change,
+    Visit,
+    apply_changes,
+    rebuild,
+    video_durations,
+)
 from app.services.rows import insert_many
 
 log = logging.getLogger("encore.attendance")
 
-JOIN = "join"
-HEARTBEAT = "heartbeat"
-LEAVE = "leave"
-OFFER_CLICK = "offer_click"
-LINK_CLICK = "link_click"
+__all__ = [
+    "DOWNLOAD",
+    "HEARTBEAT",
+    "JOIN",
+    "LEAVE",
+    "LINK_CLICK",
+    "OFFER_CLICK",
+    "HeartbeatBuffer",
+    "Presence",
+    "is_online",
+    "last_position",
+    "note_chat",
+    "note_download",
+    "note_response",
+    "online_counts",
+    "online_registrants",
+    "rebuild",
+    "record",
+]
+
 # Two missed heartbeats (sent every 20 s) and a little slack.
 ONLINE_WINDOW = timedelta(seconds=45)
 
@@ -56,11 +95,122 @@ def _event(
     )
 
 
+# --- the pending changes of this process --------------------------------------------------------
+
+
+class _Pending:
+    """Changes not yet written, and each attendee's visit, for one event loop."""
+
+    def __init__(self) -> None:
+        self.changes: dict[tuple[int, int], Change] = {}
+        self.visits: dict[tuple[int, int], Visit] = {}
+        self.pruned = time.monotonic()
+
+    def change(self, who: Presence) -> Change:
+        key = (who.session_id, who.registrant_id)
+        found = self.changes.get(key)
+        if found is None:
+            found = self.changes[key] = Change(
+                who.webinar_id, who.session_id, who.registrant_id, who.contact_id
+            )
+        return found
+
+    def visit(self, who: Presence) -> Visit:
+        key = (who.session_id, who.registrant_id)
+        found = self.visits.get(key)
+        if found is None:
+            found = self.visits[key] = Visit()
+        return found
+
+    def take(self) -> list[Change]:
+        taken, self.changes = list(self.changes.values()), {}
+        return taken
+
+    def give_back(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            key = (change.session_id, change.registrant_id)
+            newer = self.changes.get(key)
+            self.changes[key] = change
+            if newer is not None:
+                change.merge(newer)
+
+    def prune(self, now: datetime) -> None:
+        """Forget visits silent for longer than VISIT_GAP (their next heartbeat starts anew)."""
+        if time.monotonic() - self.pruned < 60:
+            return
+        self.pruned = time.monotonic()
+        stale = [
+            key
+            for key, visit in self.visits.items()
+            if visit.last is None or now - visit.last.at > VISIT_GAP
+        ]
+        for key in stale:
+            del self.visits[key]
+
+
+_pending: dict[asyncio.AbstractEventLoop, _Pending] = {}
+
+
+def _here() -> _Pending:
+    """The pending changes of the running event loop (tests run one loop each)."""
+    loop = asyncio.get_running_loop()
+    found = _pending.get(loop)
+    if found is None:
+        for other in [known for known in _pending if known.is_closed()]:
+            del _pending[other]
+        found = _pending[loop] = _Pending()
+    return found
+
+
 async def record(
     kind: str, who: Presence, at: datetime, seconds: float | None = None, **data: Any
 ) -> None:
-    """Write one event now (joins, leaves, clicks)."""
+    """Write one event now (joins, leaves, clicks); its Attendance change waits for a flush."""
     await _event(kind, who, at, seconds, **data).save()
+    pending = _here()
+    if kind == JOIN:
+        pending.change(who).joined(at)
+        pending.visit(who).restart()
+    elif kind == LEAVE:
+        change = pending.change(who)
+        change.seen(at)
+        change.reached(seconds)
+        pending.visit(who).restart()
+    elif kind in (OFFER_CLICK, LINK_CLICK):
+        change = pending.change(who)
+        change.clicked_offer = change.clicked_offer or kind == OFFER_CLICK
+        interaction_id = data.get("interaction_id")
+        if isinstance(interaction_id, int):
+            change.clicked.add(interaction_id)
+
+
+def note_chat(who: Presence) -> None:
+    """An attendee's chat message was stored (counted with the next flush)."""
+    _here().change(who).chat_messages += 1
+
+
+def note_response(who: Presence, *, question: bool = False) -> None:
+    """An attendee's answer was stored; a question to the presenter is a chat message too."""
+    change = _here().change(who)
+    change.responses += 1
+    if question:
+        change.chat_messages += 1
+
+
+async def note_download(
+    *,
+    webinar_id: int,
+    session_id: int | None,
+    registrant_id: int,
+    contact_id: int,
+    interaction_id: int,
+) -> None:
+    """A registrant fetched a download: counted in their row now (no room flush may follow)."""
+    if session_id is None:
+        return
+    change = Change(webinar_id, session_id, registrant_id, contact_id, downloads=1)
+    change.clicked.add(interaction_id)
+    await apply_changes([change])
 
 
 class HeartbeatBuffer:
@@ -72,21 +222,34 @@ class HeartbeatBuffer:
     def add(self, who: Presence, at: datetime, seconds: float, *, playing: bool) -> None:
         """Keep one heartbeat for the next flush."""
         self._pending.append(_event(HEARTBEAT, who, at, seconds, playing=playing))
+        pending = _here()
+        pending.visit(who).beat(pending.change(who), Beat(at, seconds, playing))
 
     def __len__(self) -> int:
         return len(self._pending)
 
     async def flush(self) -> int:
-        """Write what is pending; on a database error the rows are kept for the next flush."""
-        if not self._pending:
+        """Write the heartbeats and every pending Attendance change in one transaction.
+
+        On a database error both are kept for the next flush.
+        """
+        pending = _here()
+        changes = pending.take()
+        if not self._pending and not changes:
             return 0
         batch, self._pending = self._pending, []
         try:
-            await insert_many(connections.get("default"), batch, returning=())
+            durations = await video_durations({change.webinar_id for change in changes})
+            async with in_transaction() as connection:
+                await insert_many(connection, batch, returning=())
+                await apply_changes(changes, connection, durations)
         except Exception:
             # Kept, bounded: a long outage must not grow the buffer without limit.
             self._pending = (batch + self._pending)[-50_000:]
+            pending.give_back(changes)
             raise
+        if batch:
+            pending.prune(batch[-1].at)
         return len(batch)
 
 

@@ -84,7 +84,7 @@ async def watch(session_id: object, now: datetime) -> dict[str, Any]:
         await room.tally(interaction, session.id)
         for interaction in found
         if interactions.shows_results(interaction.kind)
-    ]
+    ] + await room.click_results(session.id, found)
     restricted = dict(
         await RoomRestriction.filter(session_id=session.id).values_list("registrant_id", "kind")
     )

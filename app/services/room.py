@@ -17,6 +17,7 @@ from tortoise.exceptions import IntegrityError
 
 from app import i18n
 from app.models import (
+    AnalyticsEvent,
     Contact,
     Interaction,
     InteractionResponse,
@@ -445,6 +446,7 @@ async def answer(
         raise RoomError(
             "already_answered", "You have already answered this.", attendee.language
         ) from None
+    attendance.note_response(attendee.presence, question=interaction.kind == "question")
     if interaction.kind == "question":
         return Answered(
             interaction, None, await chat.question_asked(attendee, interaction, value, now)
@@ -454,15 +456,41 @@ async def answer(
     return Answered(interaction, await tally(interaction, attendee.session_id, fresh=True))
 
 
-async def click(attendee: Attendee, interaction_id: object, now: datetime) -> None:
+# The event each clickable kind is counted by (downloads are counted where they are served).
+CLICK_EVENTS = {
+    "offer": attendance.OFFER_CLICK,
+    "link": attendance.LINK_CLICK,
+    "download": attendance.DOWNLOAD,
+}
+
+
+async def click(attendee: Attendee, interaction_id: object, now: datetime) -> Interaction:
     """Count an attendee opening an offer or a link (downloads count where they are served)."""
     interaction = await _interaction_for(attendee, interaction_id)
-    kinds = {"offer": attendance.OFFER_CLICK, "link": attendance.LINK_CLICK}
-    kind = kinds.get(interaction.kind)
+    kind = CLICK_EVENTS.get(interaction.kind)
     if kind is None:
-        if interaction.kind == "download":
-            return
         raise RoomError("bad_request", "Only offers, links and downloads can be clicked.")
-    await attendance.record(
-        kind, attendee.presence, now, attendee.position(now), interaction_id=interaction.id
-    )
+    if interaction.kind != "download":
+        await attendance.record(
+            kind, attendee.presence, now, attendee.position(now), interaction_id=interaction.id
+        )
+    return interaction
+
+
+async def click_results(session_id: int, found: list[Interaction]) -> list[dict[str, Any]]:
+    """How often each offer, link and download was clicked in one session (for the team)."""
+    clickable = {i.id: CLICK_EVENTS[i.kind] for i in found if i.kind in CLICK_EVENTS}
+    if not clickable:
+        return []
+    counts = dict.fromkeys(clickable, 0)
+    events: list[Any] = await AnalyticsEvent.filter(
+        session_id=session_id, kind__in=set(clickable.values())
+    ).values_list("kind", "data")
+    for kind, data in events:
+        target = data.get("interaction_id") if isinstance(data, dict) else None
+        if target in clickable and clickable[target] == kind:
+            counts[target] += 1
+    return [
+        {"interaction_id": iid, "session_id": session_id, "results": {"total": total}}
+        for iid, total in counts.items()
+    ]

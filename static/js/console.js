@@ -26,6 +26,7 @@
   var ACK_TIMEOUT_MS = 10000;
   // Sessions go live and end while the page is open; the list is asked for again this often.
   var REFRESH_MS = 30000;
+  var CLICKED = { offer: true, link: true, download: true }; // counted by clicks, not answers
   // Attendance changes come as counts only: the open session's attendee list is read again
   // after them, at most this often.
   var ATTENDEE_REFRESH_MS = 3000;
@@ -325,6 +326,38 @@
       }
     }
     updateTitle();
+    scheduleTurn();
+  }
+
+  // A session turns live at its start and ends after its video: read the list again just then,
+  // not only at the next periodic refresh.
+  var turnTimer = null;
+  function scheduleTurn() {
+    if (turnTimer !== null) {
+      window.clearTimeout(turnTimer);
+      turnTimer = null;
+    }
+    var now = Date.now();
+    var next = Infinity;
+    state.sessions.forEach(function (session) {
+      if (typeof session.starts_at_ms !== "number") {
+        return;
+      }
+      var ends = session.starts_at_ms + (session.duration || 0) * 1000;
+      [session.starts_at_ms, ends].forEach(function (moment) {
+        if (moment > now && moment < next) {
+          next = moment;
+        }
+      });
+    });
+    if (next - now < REFRESH_MS) {
+      turnTimer = window.setTimeout(function () {
+        turnTimer = null;
+        if (socket.connected) {
+          loadConsole();
+        }
+      }, next - now + 500);
+    }
   }
 
   function totalUnread() {
@@ -886,7 +919,7 @@
       var kind = label(interaction.kind);
       nodes.results.appendChild(h("article", { className: "console-result", "data-interaction": interaction.id }, [
         h("h3", {}, [h("span", { className: "badge", text: kind }), " ", interaction.title || ""]),
-      ].concat(results ? resultBody(interaction, results) : [h("p", { className: "muted small", text: "No answers yet." })])));
+      ].concat(results ? resultBody(interaction, results) : [h("p", { className: "muted small", text: CLICKED[interaction.kind] ? "No clicks yet." : "No answers yet." })])));
       shown += 1;
     });
     nodes.resultsEmpty.hidden = shown > 0;

@@ -469,8 +469,21 @@ async def test_offer_clicks_are_counted(server: LiveServer, peers: list[Peer]) -
         opens_at_seconds=60,
     )
     ann, token = await make_attendee(session)
+    team = await presenter(server, peers)
     peer, _ = await join(server, peers, token)
     assert (await peer.call(protocol.CLICK, {"interaction_id": offer.id}))["ok"]
+    counted = await team.next_event(protocol.RESULTS)
+    assert counted == {
+        "interaction_id": offer.id,
+        "session_id": session.id,
+        "results": {"total": 1},
+    }
+    watched = await team.call(protocol.WATCH, {"session_id": session.id})
+    assert {
+        "interaction_id": offer.id,
+        "session_id": session.id,
+        "results": {"total": 1},
+    } in watched["results"]
     event = await AnalyticsEvent.get(registrant_id=ann.id, kind="offer_click")
     assert event.data == {"interaction_id": offer.id}
     other = await Interaction.create(
