@@ -25,7 +25,7 @@ import socketio
 
 from app import i18n
 from app.models import SessionStage, StaffUser, WebinarSession
-from app.realtime import protocol
+from app.realtime import fanout, protocol
 from app.services import attendance, auth, chat, console, interactions, room
 from app.services.permissions import Permission, can
 from app.settings import Settings
@@ -656,9 +656,9 @@ class Hub:
 def create_server(settings: Settings) -> socketio.AsyncServer:
     """An AsyncServer on the in-memory manager, or on Redis when REDIS_URL is set."""
     manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        fanout.FanoutRedisManager(settings.redis_url, channel=settings.redis_channel)
         if settings.redis_url
-        else None
+        else fanout.FanoutManager()
     )
     sio = socketio.AsyncServer(
         async_mode="asgi",
