@@ -63,6 +63,9 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         log_config=None,
         server_header=False,
         ws="websockets-sansio",
+        # Room packets are a few hundred bytes: compressing them costs each connection its own
+        # zlib state (more than doubling its memory) and CPU on every message, for little gain.
+        ws_per_message_deflate=False,
     )
 
 

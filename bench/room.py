@@ -765,11 +765,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"shown by {len(r.shows)} clients"
         )
         print(
-            f"  on the page's 250 ms tick: late by p50 {percentile(tick, 0.5):.0f} ms, "
+            f"  on the 250 ms tick alone: late by p50 {percentile(tick, 0.5):.0f} ms, "
             f"p99 {percentile(tick, 0.99):.0f} ms, max {max(tick):.0f} ms, min {min(tick):.0f} ms"
         )
         print(
-            f"  with a timer at the computed time: p50 {percentile(exact, 0.5):.0f} ms, "
+            f"  with the page's timer at the computed time: p50 {percentile(exact, 0.5):.0f} ms, "
             f"p99 {percentile(exact, 0.99):.0f} ms, max {max(exact):.0f} ms, "
             f"min {min(exact):.0f} ms"
         )
@@ -811,14 +811,16 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
                     f"{floor_chat.cpu_per_message_us:.1f} us, {ratio:.2f}x)"
                 )
         if r.shows:
-            worst = max(s[0] for s in r.shows)
-            earliest = min(s[0] for s in r.shows)
+            # The page sets a timer for the next interaction's moment (room.js
+            # scheduleNextMoment); its 250 ms tick is the fallback.
+            worst = max(s[1] for s in r.shows)
+            earliest = min(s[1] for s in r.shows)
             shown_ok = len(r.shows) == r.joined and worst < SHOW_MS and earliest > -SHOW_MS
             print(
                 f"  {r.name}: interaction shown within {SHOW_MS:.0f} ms for all "
                 f"{args.attendees}: {verdict(shown_ok)} ({len(r.shows)} shown, latest "
-                f"{worst:.0f} ms, earliest {earliest:.0f} ms on the page's tick; "
-                f"{max(s[1] for s in r.shows):.0f} ms with a timer)"
+                f"{worst:.0f} ms, earliest {earliest:.0f} ms with the page's timer; "
+                f"{max(s[0] for s in r.shows):.0f} ms on the 250 ms tick alone)"
             )
         print(
             f"  {r.name}: < {MEMORY_KB:.0f} KB memory per connection: "

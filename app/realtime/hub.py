@@ -32,7 +32,7 @@ from app.settings import Settings
 
 log = logging.getLogger("encore.realtime")
 
-CHAT_TICK = 0.1  # seconds chat waits to be sent with the rest of its room's batch
+CHAT_TICK = 0.1  # at most one chat batch per room per this many seconds
 SLOW_TICK = 1.0  # heartbeats written, results and attendance broadcast
 EVENT_RATE = 10.0  # events per second a connection may send on average
 EVENT_BURST = 30.0
@@ -114,14 +114,19 @@ class Hub:
         self._redis: Any = None
         self._team_cache: tuple[float, bool] = (0.0, False)
         self._ticker: asyncio.Task[None] | None = None
+        self._chat_loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._last_sent: dict[str, float] = {}  # monotonic time of each room's last batch
         self._stopping = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def ensure_ticker(self) -> None:
-        """Start the flush loop on the first connection (it needs the running event loop)."""
+        """Start the two loops on the first connection (they need the running event loop)."""
         if self._ticker is None or self._ticker.done():
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+            loop = asyncio.get_running_loop()
+            self._ticker = loop.create_task(self._tick_loop())
+            self._chat_loop_task = loop.create_task(self._chat_loop())
 
     async def shutdown(self) -> None:
         """Stop the room, then disconnect every socket; once, however often it is called."""
@@ -133,11 +138,12 @@ class Hub:
     async def stop(self) -> None:
         """Write what is pending and stop the loop (the web process is shutting down)."""
         self._stopping = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        for task in (self._ticker, self._chat_loop_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._ticker = self._chat_loop_task = None
         with contextlib.suppress(Exception):
             await self._flush_chat()
             await self.heartbeats.flush()
@@ -148,24 +154,57 @@ class Hub:
             self._redis = None
 
     async def _tick_loop(self) -> None:
-        slow_at = time.monotonic() + SLOW_TICK
+        # Apart from the chat: what this loop waits for (the database) never holds up a message.
         while True:
-            await asyncio.sleep(CHAT_TICK)
+            await asyncio.sleep(SLOW_TICK)
             try:
-                await self._flush_chat()
-                if time.monotonic() >= slow_at:
-                    slow_at = time.monotonic() + SLOW_TICK
-                    await self._slow_tick()
+                await self._slow_tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("room tick failed")
 
+    async def _chat_loop(self) -> None:
+        # A room that has had nothing for a tick gets its next message at once; what follows
+        # within the tick waits and goes with the rest of the batch. Quiet rooms see no delay,
+        # busy ones one packet per tick.
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                wait = await self._flush_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat flush failed")
+                wait = CHAT_TICK
+            if wait is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.set()
+
+    async def _flush_due(self) -> float | None:
+        """Send the batches of rooms whose tick has passed; how long until the next is due."""
+        now = time.monotonic()
+        soonest: float | None = None
+        for target in list(self.outbox):
+            wait = self._last_sent.get(target, -CHAT_TICK) + CHAT_TICK - now
+            if wait > 0:
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            messages = self.outbox.pop(target)
+            self._last_sent[target] = now
+            await self.sio.emit(protocol.CHAT, {"messages": messages}, room=target)
+        if len(self._last_sent) > 10_000:
+            self._last_sent = {t: at for t, at in self._last_sent.items() if now - at < CHAT_TICK}
+        return soonest
+
     async def _flush_chat(self) -> None:
-        if not self.outbox:
-            return
+        """Send every waiting batch now (before a removal, and at shutdown)."""
         batches, self.outbox = self.outbox, {}
+        now = time.monotonic()
         for target, messages in batches.items():
+            self._last_sent[target] = now
             await self.sio.emit(protocol.CHAT, {"messages": messages}, room=target)
 
     async def _slow_tick(self) -> None:
@@ -190,8 +229,9 @@ class Hub:
             await self._publish_team()
 
     def send(self, target: str, message: dict[str, Any]) -> None:
-        """Queue one chat item for a room's next batch."""
+        """Queue one chat item for its room's batch (sent at once if the room was quiet)."""
         self.outbox.setdefault(target, []).append(message)
+        self._wake.set()
 
     # --- the team's presence -------------------------------------------------------------------
 

@@ -7,28 +7,37 @@ Positions come from the server's clock; the attendee's player only reports what 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from app import i18n
 from app.models import (
     AnalyticsEvent,
-    Contact,
     Interaction,
     InteractionResponse,
-    RoomRestriction,
     Video,
     Webinar,
     WebinarSession,
 )
 from app.schedule import PlaybackState, playback_position, replay_window
-from app.services import attendance, chat, interactions, registration, room_settings, sessions
+from app.services import (
+    attendance,
+    chat,
+    crypto,
+    interactions,
+    registration,
+    room_settings,
+    sessions,
+)
 from app.services.calendar import ON_DEMAND
+from app.services.rows import placeholders
 from app.services.storage import shared_storage
 from app.services.videos import playback_url
 from app.settings import get_settings
@@ -158,6 +167,7 @@ class _SessionView:
 # seconds per process, so an editor's change reaches new joiners within VIEW_TTL.
 VIEW_TTL = 5.0
 _views: dict[int, _SessionView] = {}
+_loading: dict[int, asyncio.Future[_SessionView]] = {}
 
 
 def forget_session(session_id: int) -> None:
@@ -179,11 +189,37 @@ async def _duration(webinar: Webinar) -> tuple[float, Video | None]:
     return float(seconds), video
 
 
-async def _session_view(webinar: Webinar, session: WebinarSession) -> _SessionView:
+async def _session_view(
+    webinar_id: int, webinar_updated: datetime, session: _SessionRow
+) -> _SessionView:
     view = _views.get(session.id)
     fresh = view is not None and time.monotonic() - view.made < VIEW_TTL
-    if view is not None and fresh and view.webinar_updated == webinar.updated_at:
+    if view is not None and fresh and view.webinar_updated == webinar_updated:
         return view
+    # At a session's start a thousand attendees arrive at once: one of them reads the view,
+    # the others wait for it instead of each reading it again.
+    loading = _loading.get(session.id)
+    if loading is not None:
+        return await asyncio.shield(loading)
+    future: asyncio.Future[_SessionView] = asyncio.get_running_loop().create_future()
+    _loading[session.id] = future
+    try:
+        view = await _read_view(webinar_id, session)
+        future.set_result(view)
+    except BaseException as error:
+        future.set_exception(error)
+        future.exception()  # retrieved: a failure here is raised to every waiter, not logged
+        raise
+    finally:
+        _loading.pop(session.id, None)
+    if len(_views) > 1000:
+        _views.clear()
+    _views[session.id] = view
+    return view
+
+
+async def _read_view(webinar_id: int, session: _SessionRow) -> _SessionView:
+    webinar = await Webinar.get(id=webinar_id)
     duration, video = await _duration(webinar)
     replay_until = None
     if session.kind != ON_DEMAND:
@@ -195,7 +231,7 @@ async def _session_view(webinar: Webinar, session: WebinarSession) -> _SessionVi
         )
         replay_until = None if window is None else window[1]
     hls, poster = _media_urls(video)
-    view = _SessionView(
+    return _SessionView(
         duration=duration,
         replay_until=replay_until,
         hls_url=hls,
@@ -205,47 +241,74 @@ async def _session_view(webinar: Webinar, session: WebinarSession) -> _SessionVi
         made=time.monotonic(),
         webinar_updated=webinar.updated_at,
     )
-    if len(_views) > 1000:
-        _views.clear()
-    _views[session.id] = view
-    return view
+
+
+@dataclass(frozen=True)
+class _SessionRow:
+    id: int
+    kind: str
+    starts_at: datetime
+
+
+# Everything a join needs about the registrant, in one statement: the ORM spent more time
+# building the joined query than the database spent answering it.
+_ADMISSION_SQL = """
+SELECT r.id, r.contact_id, r.webinar_id, r.session_id, c.name, w.language, w.updated_at,
+       s.kind, s.starts_at, rr.kind
+FROM registrant r
+JOIN contact c ON c.id = r.contact_id
+JOIN webinar w ON w.id = r.webinar_id
+LEFT JOIN webinar_session s ON s.id = r.session_id
+LEFT JOIN room_restriction rr ON rr.session_id = r.session_id AND rr.registrant_id = r.id
+WHERE r.join_token_hash = {hash}
+"""
+_STARTS_AT = WebinarSession._meta.fields_map["starts_at"]
+_UPDATED_AT = Webinar._meta.fields_map["updated_at"]
+
+
+async def _admission_row(token: str) -> Any:
+    if not isinstance(token, str) or not token or len(token) > registration.TOKEN_MAX:
+        return None
+    connection = connections.get("default")
+    sql = _ADMISSION_SQL.format(hash=placeholders(connection, 0, 1))
+    _count, rows = await connection.execute_query(sql, [crypto.hash_token(token)])
+    return rows[0] if rows else None
 
 
 async def admit(token: str, now: datetime) -> Admission:
     """Let the holder of a join token into their session's room, or raise RoomError."""
-    registrant = await registration.find_by_token(token)
-    if registrant is None:
+    row = await _admission_row(token)
+    if row is None:
         raise RoomError(
             "unknown_link", "This join link is not known. Use the link from your email."
         )
-    webinar, session, contact = registrant.webinar, registrant.session, registrant.contact
-    assert isinstance(webinar, Webinar)
-    assert isinstance(contact, Contact)
-    if not isinstance(session, WebinarSession):
-        raise RoomError("no_session", "You are not registered for a session yet.", webinar.language)
-    restriction: Any = await RoomRestriction.get_or_none(
-        session_id=session.id, registrant_id=registrant.id
-    ).values_list("kind", flat=True)
+    registrant_id, contact_id, webinar_id, session_id, name, language = tuple(row)[:6]
+    updated_at, session_kind, starts_at, restriction = tuple(row)[6:]
+    if session_id is None:
+        raise RoomError("no_session", "You are not registered for a session yet.", language)
     if restriction == "ban":
-        raise RoomError("banned", "You can no longer join this session.", webinar.language)
-    view = await _session_view(webinar, session)
+        raise RoomError("banned", "You can no longer join this session.", language)
+    session = _SessionRow(
+        id=int(session_id), kind=str(session_kind), starts_at=_STARTS_AT.to_python_value(starts_at)
+    )
+    view = await _session_view(int(webinar_id), _UPDATED_AT.to_python_value(updated_at), session)
     attendee = Attendee(
-        registrant_id=registrant.id,
-        contact_id=contact.id,
-        webinar_id=webinar.id,
+        registrant_id=int(registrant_id),
+        contact_id=int(contact_id),
+        webinar_id=int(webinar_id),
         session_id=session.id,
         session_kind=session.kind,
         starts_at=None if session.kind == ON_DEMAND else session.starts_at,
         duration=view.duration,
-        name=contact.name,
-        language=webinar.language,
+        name=str(name),
+        language=str(language),
         token=token,
         replay_until=view.replay_until,
     )
     mode = attendee.mode(now)
     left_at = None
     if mode in ("replay", "on_demand"):
-        left_at = await attendance.last_position(session.id, registrant.id)
+        left_at = await attendance.last_position(session.id, attendee.registrant_id)
         attendee.reported_position = left_at or 0.0
     payload = await _payload(attendee, view, now, left_at=left_at, muted=restriction == "mute")
     return Admission(attendee=attendee, payload=payload, muted=restriction == "mute")
@@ -284,11 +347,13 @@ async def _payload(
 ) -> dict[str, Any]:
     mode = attendee.mode(now)
     found = view.timeline
-    answers = dict(
-        await InteractionResponse.filter(
-            session_id=attendee.session_id, registrant_id=attendee.registrant_id
-        ).values_list("interaction_id", "answer")
-    )
+    answers: dict[int, Any] = {}
+    if any(interactions.takes_answer(interaction.kind) for interaction in found):
+        answers = dict(
+            await InteractionResponse.filter(
+                session_id=attendee.session_id, registrant_id=attendee.registrant_id
+            ).values_list("interaction_id", "answer")
+        )
     results = []
     for interaction in found:
         if interactions.shows_results(interaction.kind) and (

@@ -1048,6 +1048,37 @@
       }
     });
     ui.cards.hidden = !ui.cards.firstChild;
+    scheduleNextMoment(time);
+  }
+
+  // The periodic tick is 250 ms; an interaction should appear at its moment, so a timer is set
+  // for the next opening or closing in the video as well.
+  var momentTimer = null;
+  function scheduleNextMoment(time) {
+    if (momentTimer !== null) {
+      window.clearTimeout(momentTimer);
+      momentTimer = null;
+    }
+    if (time === null || (player && player.paused && mode !== "live")) {
+      return;
+    }
+    var next = Infinity;
+    Object.keys(timeline).forEach(function (id) {
+      var item = timeline[id];
+      [item.opens_at, item.closes_at].forEach(function (moment) {
+        if (typeof moment === "number" && moment > time && moment < next) {
+          next = moment;
+        }
+      });
+    });
+    var rate = player && player.playbackRate > 0 ? player.playbackRate : 1;
+    var delay = ((next - time) / rate) * 1000;
+    if (delay < 1000) {
+      momentTimer = window.setTimeout(function () {
+        momentTimer = null;
+        updateCards();
+      }, Math.max(delay, 0) + 5);
+    }
   }
 
   function removeCard(id) {
