@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from app import db
 from app.realtime import protocol
 from app.realtime.hub import create_server
+from app.services import analytics_events
 from app.settings import Settings, get_settings, use_settings
 from app.web import pages
 from app.web.middleware import CSRFMiddleware, RequestLogMiddleware, SecurityHeadersMiddleware
@@ -40,6 +41,10 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> s
             # Write what the room buffered, then disconnect sockets and stop the Redis
             # listener, before the database goes away.
             await sio.hub.shutdown()
+            try:
+                await analytics_events.flush_landing_views()
+            except Exception:
+                log.exception("writing the last landing-page views failed")
             if manage_db:
                 await db.close_db()
 

@@ -10,7 +10,7 @@ from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app import db
-from app.services import auth, delivery, sequences, uploads
+from app.services import analytics_events, auth, delivery, sequences, uploads
 from app.settings import Settings, get_settings
 from scheduler.transcoder import TranscodeWorker
 
@@ -46,6 +46,13 @@ async def send_due_emails() -> None:
             break
 
 
+async def purge_old_events() -> None:
+    """Delete engagement events older than the workspace's retention period."""
+    removed = await analytics_events.purge_expired(auth.utcnow())
+    if removed:
+        log.info("deleted engagement events past retention", extra={"removed": removed})
+
+
 def build_scheduler(
     settings: Settings | None = None, *, worker: TranscodeWorker | None = None
 ) -> AsyncIOScheduler:
@@ -58,6 +65,7 @@ def build_scheduler(
     )
     scheduler.add_job(purge_expired_sessions, "interval", minutes=10, id="purge_expired_sessions")
     scheduler.add_job(expire_uploads, "interval", minutes=15, id="expire_uploads")
+    scheduler.add_job(purge_old_events, "interval", hours=1, id="purge_old_events")
     scheduler.add_job(
         send_due_emails,
         "interval",

@@ -1,6 +1,12 @@
 """Tortoise models of the whole domain, one module per noun group."""
 
-from app.models.analytics import Account, AnalyticsEvent, Attendance, Segment
+from app.models.analytics import (
+    Account,
+    AnalyticsEvent,
+    Attendance,
+    DailyVisitor,
+    Segment,
+)
 from app.models.audit import AuditEvent
 from app.models.emails import Audience, EmailState, EmailStep, OutboxMessage, PlannedEmail, StepKind
 from app.models.people import Contact, Registrant, RegistrationAttempt
@@ -38,6 +44,7 @@ __all__ = [
     "Caption",
     "ChatMessage",
     "Contact",
+    "DailyVisitor",
     "EmailState",
     "EmailStep",
     "Interaction",

@@ -58,6 +58,8 @@ class Registrant(Model):
     class Meta:
         table = "registrant"
         unique_together = (("contact", "webinar"),)
+        # Counting a webinar's (or a session's) registrants for the dashboards.
+        indexes = (("webinar_id", "session_id"),)
 
 
 class RegistrationAttempt(Model):

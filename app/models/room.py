@@ -38,6 +38,8 @@ class ChatMessage(Model):
 
     class Meta:
         table = "chat_message"
+        # A session's messages, by conversation (chat figures, slow mode's last message).
+        indexes = (("session_id", "registrant_id"),)
 
 
 class InteractionResponse(Model):

@@ -173,6 +173,7 @@ async def post(attendee: Attendee, raw: object, now: datetime, *, team_online: b
         media_seconds=attendee.position(now),
         created_at=now,
     )
+    attendance.note_chat(attendee.presence)
     contact_email = await Contact.get(id=attendee.contact_id).values_list("email", flat=True)
     posted = Posted(
         message=item(message),

@@ -31,6 +31,7 @@ from typing import Any
 from tortoise import connections
 
 from app.models import Contact, EmailState, PlannedEmail
+from app.services import analytics_events
 from app.services import sender as senders
 from app.services.sender import Sender
 from emails import SendError, compose
@@ -176,6 +177,8 @@ async def _finish(row: PlannedEmail, state: EmailState, now: datetime, error: st
         sent_at=now if state is EmailState.SENT else None,
         error=error[:ERROR_MAX] if error else None,
     )
+    if state is EmailState.SENT:
+        await analytics_events.emails_sent([row.id], now)
 
 
 async def _retry_later(row: PlannedEmail, now: datetime, error: str) -> None:
@@ -235,6 +238,7 @@ async def _settle(row: PlannedEmail, failure: SendError, now: datetime) -> Email
     if failure.permanent:
         await _finish(row, EmailState.FAILED, now, str(failure))
         await _suppress(row, now)
+        await analytics_events.email_bounced(row.id, now, str(failure))
         return EmailState.FAILED
     await _retry_later(row, now, str(failure))
     return EmailState.SCHEDULED
@@ -430,3 +434,5 @@ async def _finish_many(ids: list[int], state: EmailState, now: datetime, error: 
         sent_at=now if state is EmailState.SENT else None,
         error=error[:ERROR_MAX] if error else None,
     )
+    if state is EmailState.SENT:
+        await analytics_events.emails_sent(ids, now)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.models import AnalyticsEvent, Interaction, Registrant
+from app.services import attendance
 from media.storage import Storage, StorageError
 
 log = logging.getLogger("encore.downloads")
@@ -123,7 +124,7 @@ async def record_download(
     *, registrant: Registrant, interaction: Interaction, now: datetime
 ) -> AnalyticsEvent:
     """Note that a registrant fetched a file (an analytics event of kind `download`)."""
-    return await AnalyticsEvent.create(
+    event = await AnalyticsEvent.create(
         kind="download",
         at=now,
         webinar_id=registrant.webinar_id,
@@ -132,3 +133,11 @@ async def record_download(
         contact_id=registrant.contact_id,
         data={"interaction_id": interaction.id},
     )
+    await attendance.note_download(
+        webinar_id=registrant.webinar_id,
+        session_id=registrant.session_id,
+        registrant_id=registrant.id,
+        contact_id=registrant.contact_id,
+        interaction_id=interaction.id,
+    )
+    return event

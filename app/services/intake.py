@@ -39,7 +39,7 @@ from app.models import (
     WebinarStatus,
 )
 from app.schedule import ScheduleRuleError, ScheduleRules, slot_exists
-from app.services import delivery, rows, sessions
+from app.services import analytics_events, delivery, rows, sessions
 
 log = logging.getLogger("encore.intake")
 
@@ -179,6 +179,10 @@ async def store(batch: list[NewRegistration]) -> list[Outcome]:
             )
             outcomes[index] = Outcome.STORED
         await rows.insert_many(connection, emails, returning=())
+        events = [
+            analytics_events.registration_event(batch[i].registrant, batch[i].now) for i in stored
+        ]
+        await rows.insert_many(connection, events, returning=())
     return outcomes
 
 

@@ -18,6 +18,7 @@ class Permission(StrEnum):
     MODERATE = "moderate"
     VIEW_ANALYTICS = "view_analytics"
     VIEW_CONTACTS = "view_contacts"
+    EDIT_PEOPLE = "edit_people"  # rename and merge accounts, save and delete segments
     VIEW_OUTBOX = "view_outbox"
     MANAGE_TEAM = "manage_team"
     MANAGE_SETTINGS = "manage_settings"
@@ -39,6 +40,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.VIEW_SESSIONS,
             P.VIEW_ANALYTICS,
             P.VIEW_CONTACTS,
+            P.EDIT_PEOPLE,
             P.VIEW_OUTBOX,
         }
     ),

@@ -40,7 +40,16 @@ from app.schedule import (
     upcoming_sessions,
     watch_now_available,
 )
-from app.services import calendar, contacts, crypto, delivery, intake, sequences, sessions
+from app.services import (
+    analytics_events,
+    calendar,
+    contacts,
+    crypto,
+    delivery,
+    intake,
+    sequences,
+    sessions,
+)
 from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
 from app.settings import get_settings
 from emails.message import Attachment, address
@@ -211,6 +220,8 @@ async def register(
         registrant, token, session = await _create_registrant(
             webinar, contact, parsed, now, utm=utm, referrer=referrer
         )
+        if token is not None:
+            await analytics_events.record_registration(registrant, now)
     if token is None:
         session = await _keep_or_replace_session(registrant, webinar, parsed, now)
     # The related rows are at hand: no need to read them back.

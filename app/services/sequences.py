@@ -21,7 +21,9 @@ Rules, all relative to the registrant's session:
 - when it is sent, a step email is checked once more: not after the start for a reminder, not
   more than 15 minutes late for "starting now", not more than a day late for a follow-up, not
   to an unsubscribed or suppressed address, not if the registrant moved to another session,
-  and a follow-up only to its audience (what the person did, read from the analytics events).
+  and a follow-up only to its audience (what the person did, read from the analytics events;
+  for a segment, whether their contact belongs to it at that moment, worked out once per
+  batch and segment; a step whose segment was deleted sends nothing).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import calendar, content, delivery, rows, unsubscribe
+from app.services import calendar, content, delivery, rows, segments, unsubscribe
 from app.services.content import FormErrors
 from app.settings import get_settings
 
@@ -166,6 +168,7 @@ class StepInput:
     enabled: bool
     subject: str
     body: str
+    segment_id: int | None = None  # the audience "segment" only
 
 
 def default_steps(language: str) -> list[StepInput]:
@@ -328,16 +331,23 @@ def check_step(form: Mapping[str, str], *, kind: StepKind | None = None) -> Step
     if chosen in (StepKind.REMINDER, StepKind.FOLLOW_UP):
         minutes = _minutes(form, errors, chosen)
     audience = Audience.EVERYONE
+    segment_id: int | None = None
     if chosen == StepKind.FOLLOW_UP:
         try:
             audience = Audience(form.get("audience", ""))
         except ValueError:
             errors.add("audience", "Choose who gets this follow-up.")
+        if audience == Audience.SEGMENT:
+            raw_segment = form.get("segment", "").strip()
+            if raw_segment.isdigit() and len(raw_segment) < 10:
+                segment_id = int(raw_segment)
+            else:
+                errors.add("segment", "Choose the segment that gets this follow-up.")
     if errors:
         return errors
     # The confirmation carries the personal link: it is always sent.
     enabled = chosen == StepKind.CONFIRMATION or form.get("enabled") in {"1", "on", "true"}
-    return StepInput(chosen, minutes, audience, enabled, subject, body)
+    return StepInput(chosen, minutes, audience, enabled, subject, body, segment_id)
 
 
 def _minutes(form: Mapping[str, str], errors: FormErrors, kind: StepKind) -> int:
@@ -368,8 +378,8 @@ def split_minutes(minutes: int) -> tuple[int, str]:
     return minutes, "minutes"
 
 
-def describe(step: EmailStep | StepInput) -> str:
-    """When a step goes out, in the editor's words."""
+def describe(step: EmailStep | StepInput, *, segment_name: str | None = None) -> str:
+    """When a step goes out, in the editor's words (`segment_name` for a segment's follow-up)."""
     amount, unit = split_minutes(step.minutes)
     span = f"{amount} {unit[:-1] if amount == 1 else unit}"
     if step.kind == StepKind.REMINDER:
@@ -379,7 +389,20 @@ def describe(step: EmailStep | StepInput) -> str:
     if step.kind == StepKind.CONFIRMATION:
         return "At registration"
     after = "at the end" if not step.minutes else f"{span} after the end"
-    return f"{after}, to {AUDIENCE_LABELS[step.audience]}".capitalize()
+    said = f"{after}, to {AUDIENCE_LABELS[step.audience]}"
+    if step.audience == Audience.SEGMENT:
+        if segment_of(step) is None:
+            said = f"{after}, to a deleted segment (sends nothing)"
+        elif segment_name:
+            said += f" “{segment_name}”"  # as written: capitalize() would lower its case
+        return said[:1].upper() + said[1:]
+    return said.capitalize()
+
+
+def segment_of(step: EmailStep | StepInput) -> int | None:
+    """The segment a follow-up is sent to (None: another audience, or the segment was deleted)."""
+    segment_id: int | None = getattr(step, "segment_id", None)
+    return segment_id
 
 
 AUDIENCE_LABELS: dict[Audience, str] = {
@@ -388,6 +411,7 @@ AUDIENCE_LABELS: dict[Audience, str] = {
     Audience.LEFT_EARLY: "people who left early",
     Audience.MISSED: "people who missed it",
     Audience.CLICKED_OFFER: "people who clicked the offer",
+    Audience.SEGMENT: "the segment",
 }
 
 
@@ -789,13 +813,14 @@ async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[deliver
     doings = await _doings(
         [(held.id, held.session_id) for held in registrants.values() if held.session_id is not None]
     )
+    segment_members = await _segment_members(rows, contexts, steps, registrants, now)
     compiled: dict[tuple[int, str], Compiled] = {}
     times: dict[tuple[int, str, str], str] = {}  # per session, zone and language
     answer: list[delivery.Rendered] = []
     for row, context in zip(rows, contexts, strict=True):
         step = steps.get(int(context.get("step_id") or 0))
         registrant = registrants.get(row.registrant_id or 0)
-        reason = _unwanted(step, registrant, context, durations, doings, now)
+        reason = _unwanted(step, registrant, context, durations, doings, segment_members, now)
         if reason or step is None or registrant is None:
             answer.append(delivery.Rendered(skip=reason))
             continue
@@ -833,6 +858,29 @@ async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[deliver
             )
         )
     return answer
+
+
+async def _segment_members(
+    rows: list[PlannedEmail],
+    contexts: list[dict[str, Any]],
+    steps: Mapping[int, EmailStep],
+    registrants: Mapping[int, Registrant],
+    now: datetime,
+) -> dict[int, set[int]]:
+    """Per segment of the batch's segment follow-ups, which of their contacts belong to it now."""
+    wanted: dict[int, set[int]] = {}
+    for row, context in zip(rows, contexts, strict=True):
+        step = steps.get(int(context.get("step_id") or 0))
+        registrant = registrants.get(row.registrant_id or 0)
+        if step is None or registrant is None or step.audience != Audience.SEGMENT:
+            continue
+        segment_id = segment_of(step)
+        if segment_id is not None:
+            wanted.setdefault(segment_id, set()).add(registrant.contact_id)
+    found: dict[int, set[int]] = {}
+    for segment_id, contact_ids in wanted.items():
+        found.update(await segments.members_by_segment([segment_id], contact_ids, now=now))
+    return found
 
 
 @dataclass
@@ -874,6 +922,7 @@ def _unwanted(
     context: Mapping[str, Any],
     durations: Mapping[int, timedelta],
     doings: Mapping[tuple[int, int], _Doings],
+    segment_members: Mapping[int, set[int]],
     now: datetime,
 ) -> str:
     """Why this email must not go out now ("" when it should)."""
@@ -895,6 +944,13 @@ def _unwanted(
         return stale
     if step.kind != StepKind.FOLLOW_UP or step.audience == Audience.EVERYONE:
         return ""
+    if step.audience == Audience.SEGMENT:
+        segment_id = segment_of(step)
+        if segment_id is None:
+            return "its segment was deleted"
+        if contact.id in segment_members.get(segment_id, set()):
+            return ""
+        return "not in the segment now"
     doing = doings.get((registrant.id, session.id), _Doings())
     if step.audience == Audience.CLICKED_OFFER:
         matches = doing.clicked_offer

@@ -21,6 +21,9 @@ class WorkspaceSettings:
     dkim_selector: str = ""
     dkim_key_sealed: str = ""  # RSA private key (PEM), sealed with the app key
     dkim_enabled: bool = False
+    # Engagement events older than this many days are deleted (0: kept forever); the
+    # dashboards' per-attendee rows stay.
+    analytics_retention_days: int = 395
 
 
 def _unwrap(stored: Any) -> Any:

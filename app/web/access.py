@@ -39,6 +39,8 @@ NAV = [
     NavItem("Console", "/admin/console", Permission.VIEW_SESSIONS, "chat"),
     NavItem("Analytics", "/admin/analytics", Permission.VIEW_ANALYTICS, "chart"),
     NavItem("Contacts", "/admin/contacts", Permission.VIEW_CONTACTS, "users"),
+    NavItem("Accounts", "/admin/accounts", Permission.VIEW_CONTACTS, "building"),
+    NavItem("Segments", "/admin/segments", Permission.VIEW_ANALYTICS, "filter"),
     NavItem("Outbox", "/admin/outbox", Permission.VIEW_OUTBOX, "mail"),
     NavItem("Team", "/admin/team", Permission.MANAGE_TEAM, "team"),
     NavItem("Settings", "/admin/settings", Permission.MANAGE_SETTINGS, "cog"),

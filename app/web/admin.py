@@ -8,8 +8,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.models import (
-    AnalyticsEvent,
-    Contact,
     OutboxMessage,
     Registrant,
     Role,
@@ -18,7 +16,7 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import audit, auth, delivery, schedules, team, workspace
+from app.services import analytics_events, audit, auth, delivery, schedules, team, workspace
 from app.services import sender as senders
 from app.services.permissions import ROLE_DESCRIPTIONS, Permission, assignable_roles, can
 from app.web.access import client_ip, staff_route, staff_user
@@ -83,42 +81,6 @@ async def sessions(request: Request) -> Response:
             "upcoming": upcoming,
             "past": past,
             "active": "/admin/sessions",
-        },
-    )
-
-
-@staff_route(Permission.VIEW_ANALYTICS)
-async def analytics(request: Request) -> Response:
-    """Engagement figures recorded so far."""
-    totals = {
-        "events": await AnalyticsEvent.all().count(),
-        "registrants": await Registrant.all().count(),
-        "contacts": await Contact.all().count(),
-        "joins": await AnalyticsEvent.filter(kind="join").count(),
-    }
-    return render(request, "admin/analytics.html", {"totals": totals, "active": "/admin/analytics"})
-
-
-@staff_route(Permission.VIEW_CONTACTS)
-async def contacts(request: Request) -> Response:
-    """Every person who registered, newest first."""
-    page = _page(request)
-    query = request.query_params.get("q", "").strip()[:200]
-    rows = Contact.all()
-    if query:
-        rows = rows.filter(email__icontains=query)
-    total = await rows.count()
-    items = await rows.order_by("-created_at").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    return render(
-        request,
-        "admin/contacts.html",
-        {
-            "contacts": items,
-            "total": total,
-            "page": page,
-            "q": query,
-            "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
-            "active": "/admin/contacts",
         },
     )
 
@@ -457,6 +419,34 @@ async def settings_sender_check(request: Request) -> Response:
         details={check.name: check.ok for check in checks},
     )
     context = await _settings_with_sender(request, sender_checks=checks, checked_domain=domain)
+    return render(request, "admin/settings.html", context)
+
+
+@staff_route(Permission.MANAGE_SETTINGS)
+async def settings_analytics(request: Request) -> Response:
+    """Save how long engagement events are kept (0: forever)."""
+    user = staff_user(request)
+    typed = (await form_fields(request, "retention_days", max_length=12))["retention_days"]
+    try:
+        days = analytics_events.parse_retention(typed)
+    except ValueError as error:
+        context = await _settings_with_sender(
+            request,
+            retention_error=str(error),
+            retention_typed=typed,
+            error="Check the highlighted analytics field.",
+        )
+        return render(request, "admin/settings.html", context, status=400)
+    before = (await workspace.load()).analytics_retention_days
+    if days != before:
+        await workspace.update(analytics_retention_days=days)
+        await audit.record(
+            action="settings.analytics",
+            actor=user,
+            ip=client_ip(request),
+            details={"retention_days": days, "before": before},
+        )
+    context = await _settings_with_sender(request, notice="Analytics retention saved.")
     return render(request, "admin/settings.html", context)
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.i18n import language_or_default
-from app.models import Audience, EmailStep, Registrant, StepKind, Webinar, WebinarSession
+from app.models import Audience, EmailStep, Registrant, Segment, StepKind, Webinar, WebinarSession
 from app.services import audit, auth, mail, sequences, sessions
 from app.services.content import FormErrors
 from app.services.permissions import Permission, can
@@ -23,7 +23,7 @@ from app.web.templating import render
 from app.web.webinar_admin import webinar_missing, webinar_of
 
 ACTIVE = "/admin/webinars"
-FIELDS = ("kind", "subject", "body", "amount", "unit", "audience", "enabled")
+FIELDS = ("kind", "subject", "body", "amount", "unit", "audience", "segment", "enabled")
 FIELD_MAX = sequences.BODY_MAX + 1  # one more than allowed, so that too long is reported
 SAMPLE_NAME = "Ada Lovelace"
 SAMPLE_EMAIL = "ada@example.com"
@@ -32,6 +32,7 @@ AUDIENCES = [
     (Audience.LEFT_EARLY.value, "People who joined but left early"),
     (Audience.MISSED.value, "People who missed it"),
     (Audience.CLICKED_OFFER.value, "People who clicked the offer"),
+    (Audience.SEGMENT.value, "People in a segment"),
     (Audience.EVERYONE.value, "Everyone"),
 ]
 UNITS = [("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
@@ -55,6 +56,7 @@ def _form_of(step: EmailStep) -> dict[str, str]:
         "amount": str(amount),
         "unit": unit,
         "audience": step.audience.value,
+        "segment": str(sequences.segment_of(step) or ""),
         "enabled": "on" if step.enabled else "",
     }
 
@@ -101,13 +103,22 @@ async def _page(
     request: Request, webinar: Webinar, *, notice: str = "", error: str = "", status: int = 200
 ) -> Response:
     steps = await sequences.steps_of(webinar)
+    names = dict(await Segment.all().values_list("id", "name"))
     return render(
         request,
         "admin/webinar_emails.html",
         {
             "webinar": webinar,
             "tab": "emails",
-            "steps": [(step, sequences.describe(step)) for step in steps],
+            "steps": [
+                (
+                    step,
+                    sequences.describe(
+                        step, segment_name=names.get(sequences.segment_of(step) or 0)
+                    ),
+                )
+                for step in steps
+            ],
             "own_confirmation": any(step.kind == StepKind.CONFIRMATION for step in steps),
             "late_rules": LATE_RULES,
             "reminders": sum(1 for step in steps if step.kind == StepKind.REMINDER),
@@ -134,6 +145,9 @@ async def _editor(
 ) -> Response:
     values, language = await _sample(webinar, request)
     preview: dict[str, str] | None = None
+    choices: list[tuple[int, str]] = (
+        await Segment.all().order_by("name", "id").values_list("id", "name")
+    )
     checked = sequences.check_step(form)
     if isinstance(checked, sequences.StepInput):
         subject, text, _ = sequences.render_step(
@@ -143,7 +157,9 @@ async def _editor(
             "subject": subject,
             "text": text,
             "html": sequences.to_html(checked.body, values),
-            "when": sequences.describe(checked),
+            "when": sequences.describe(
+                checked, segment_name=dict(choices).get(checked.segment_id or 0)
+            ),
         }
     kind = form.get("kind", "")
     return render(
@@ -159,6 +175,10 @@ async def _editor(
             "preview": preview,
             "variables": sequences.VARIABLES,
             "audiences": AUDIENCES,
+            "segments": choices,
+            "segment_deleted": step is not None
+            and step.audience == Audience.SEGMENT
+            and sequences.segment_of(step) is None,
             "units": UNITS,
             "can_edit": can(staff_user(request).role, Permission.EDIT_WEBINARS),
             "notice": notice,
@@ -250,6 +270,10 @@ async def step_save(request: Request) -> Response:
             f"/admin/webinars/{webinar.id}/emails?done=deleted", status_code=303
         )
     checked = sequences.check_step(form)
+    segment_id = checked.segment_id if isinstance(checked, sequences.StepInput) else None
+    if segment_id is not None and not await Segment.exists(id=segment_id):
+        checked = FormErrors()
+        checked.add("segment", "That segment was deleted: choose another.")
     if isinstance(checked, FormErrors):
         return await _editor(request, webinar, form, step=step, errors=checked, status=400)
     if action == "preview":

@@ -25,7 +25,7 @@ from app.models import Presenter, Webinar, WebinarStatus
 from app.schedule import ScheduleRuleError, ScheduleRules, SlotKind, parse_zone
 from app.services import auth, content, registration, sessions
 from app.settings import get_settings
-from app.web import access
+from app.web import access, visits
 from app.web.forms import bounded_body
 from app.web.middleware import framable_csp
 from app.web.page_cache import landing_pages, registration_targets
@@ -379,12 +379,27 @@ async def _get_page(request: Request, *, embed: bool) -> Response:
         embed=embed,
     )
     landing_pages.put(key, response)
+    _page_webinars[slug] = webinar.id
     return response
+
+
+# The webinar of each slug rendered here, so that a page served from the cache counts too.
+_page_webinars: dict[str, int] = {}
 
 
 async def landing_page(request: Request) -> Response:
     """`GET /w/{slug}`: the landing page of a published webinar."""
-    return await _get_page(request, embed=False)
+    response = await _get_page(request, embed=False)
+    webinar_id = _page_webinars.get(request.path_params["slug"])
+    if webinar_id is not None:
+        visits.count_landing_view(
+            request,
+            response,
+            webinar_id=webinar_id,
+            utm=_utm_from(request.query_params),
+            referrer=_outside_referrer(request),
+        )
+    return response
 
 
 async def embed_page(request: Request) -> Response:

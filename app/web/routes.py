@@ -7,9 +7,11 @@ from starlette.staticfiles import StaticFiles
 
 from app.web import (
     admin,
+    analytics_pages,
     auth_pages,
     captions,
     console_pages,
+    contact_pages,
     download_pages,
     email_admin,
     interaction_admin,
@@ -20,6 +22,7 @@ from app.web import (
     pages,
     room_admin,
     schedule_admin,
+    segment_pages,
     unsubscribe_pages,
     uploads,
     webinar_admin,
@@ -166,8 +169,42 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/sessions", admin.sessions, methods=GET),
         # The presenter console; its live data comes over the Socket.IO hub.
         Route("/admin/console", console_pages.console, methods=GET),
-        Route("/admin/analytics", admin.analytics, methods=GET),
-        Route("/admin/contacts", admin.contacts, methods=GET),
+        # Analytics: the overview across webinars, each webinar's dashboard, their CSV files.
+        Route("/admin/analytics", analytics_pages.overview, methods=GET),
+        Route("/admin/analytics/webinars.csv", analytics_pages.overview_csv, methods=GET),
+        Route(
+            "/admin/analytics/webinars/{webinar_id:int}",
+            analytics_pages.webinar_dashboard,
+            methods=GET,
+        ),
+        Route(
+            "/admin/analytics/webinars/{webinar_id:int}/{chart}.csv",
+            analytics_pages.webinar_csv,
+            methods=GET,
+        ),
+        # People: contacts across webinars, their companies (accounts) and saved segments.
+        Route("/admin/contacts", contact_pages.contacts, methods=GET),
+        Route("/admin/contacts/{contact_id:int}", contact_pages.contact_page, methods=GET),
+        Route("/admin/accounts", contact_pages.accounts_page, methods=GET),
+        Route("/admin/accounts/{account_key}", contact_pages.account_page, methods=GET),
+        Route("/admin/accounts/{account_key}", contact_pages.account_save, methods=POST),
+        Route("/admin/accounts/{account_key}/merge", contact_pages.account_merge, methods=POST),
+        Route("/admin/accounts/{account_key}/delete", contact_pages.account_delete, methods=POST),
+        Route("/admin/segments", segment_pages.segments_page, methods=GET),
+        Route("/admin/segments/new", segment_pages.segment_new, methods=GET),
+        Route("/admin/segments/new", segment_pages.segment_save, methods=POST),
+        Route("/admin/segments/check", segment_pages.segment_check, methods=POST),
+        Route("/admin/segments/export.csv", segment_pages.segment_export_typed, methods=POST),
+        Route("/admin/segments/{segment_id:int}", segment_pages.segment_page, methods=GET),
+        Route("/admin/segments/{segment_id:int}", segment_pages.segment_save, methods=POST),
+        Route(
+            "/admin/segments/{segment_id:int}/export.csv",
+            segment_pages.segment_export,
+            methods=GET,
+        ),
+        Route(
+            "/admin/segments/{segment_id:int}/delete", segment_pages.segment_delete, methods=POST
+        ),
         Route("/admin/outbox", admin.outbox, methods=GET),
         Route("/admin/outbox/{message_id:int}", admin.outbox_message, methods=GET),
         Route("/admin/team", admin.team_page, methods=GET),
@@ -181,6 +218,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/settings/sender", admin.settings_sender, methods=POST),
         Route("/admin/settings/sender/dkim-key", admin.settings_sender_dkim_key, methods=POST),
         Route("/admin/settings/sender/check", admin.settings_sender_check, methods=POST),
+        Route("/admin/settings/analytics", admin.settings_analytics, methods=POST),
         Route("/admin/audit", admin.audit_log, methods=GET),
         # Public webinar pages. theme.css comes before /w/{slug}, which would otherwise take it.
         Route("/w/theme.css", landing.theme_css, methods=GET),

@@ -12,8 +12,10 @@ import pytest
 from starlette.routing import Mount, Route
 
 from app.models import (
+    Account,
     AuditEvent,
     Caption,
+    Contact,
     EmailStep,
     Interaction,
     LoginAttempt,
@@ -22,6 +24,7 @@ from app.models import (
     RecoveryCode,
     Role,
     Schedule,
+    Segment,
     StaffSession,
     StaffUser,
     TokenPurpose,
@@ -94,6 +97,7 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     ),
     "/admin/settings/sender/dkim-key": ({}, 200),
     "/admin/settings/sender/check": ({}, 200),
+    "/admin/settings/analytics": ({"retention_days": "90"}, 200),
     # The world's video waits, so cancel fails it at once; then retry queues it again.
     "/admin/media/{video_id:int}/cancel": ({}, 303),
     "/admin/media/{video_id:int}/retry": ({}, 303),
@@ -148,6 +152,16 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     ),
     "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/duplicate": ({}, 303),
     "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/delete": ({}, 303),
+    # People: the world's account is renamed; merging into a free-mail domain is refused; then
+    # the account is removed. A segment is added, the world's renamed, counted, exported, deleted.
+    "/admin/accounts/{account_key}": ({"name": "Renamed Inc", "domains": "world.example"}, 303),
+    "/admin/accounts/{account_key}/merge": ({"into": "gmail.com"}, 400),
+    "/admin/accounts/{account_key}/delete": ({}, 303),
+    "/admin/segments/new": ({"name": "Added", "attendance": "attended"}, 303),
+    "/admin/segments/check": ({"attendance": "missed"}, 200),
+    "/admin/segments/export.csv": ({"name": "Typed"}, 200),
+    "/admin/segments/{segment_id:int}": ({"name": "Renamed segment"}, 303),
+    "/admin/segments/{segment_id:int}/delete": ({}, 303),
 }
 
 
@@ -274,6 +288,9 @@ async def _world() -> World:
         config={"options": ["Yes", "No"], "multiple": False},
         opens_at_seconds=30.0,
     )
+    contact = await Contact.create(email="ann@world.example", company_domain="world.example")
+    account = await Account.create(name="World Inc", domains=["world.example"])
+    segment = await Segment.create(name="A segment", rules={"attendance": "attended"})
     return World(
         owner=owner,
         target=target,
@@ -286,6 +303,10 @@ async def _world() -> World:
             "webinar_id": webinar.id,
             "step_id": step.id,
             "interaction_id": poll.id,
+            "chart": "funnel",  # an analytics chart's CSV file
+            "contact_id": contact.id,
+            "account_key": str(account.id),
+            "segment_id": segment.id,
             "upload_id": await _upload_of(owner),
         },
     )
@@ -339,6 +360,8 @@ async def _snapshot() -> dict[str, Any]:
         "email_steps": await EmailStep.all()
         .order_by("id")
         .values_list("id", "minutes", "subject", "body", "enabled"),
+        "accounts": await Account.all().order_by("id").values_list("id", "name", "domains"),
+        "segments": await Segment.all().order_by("id").values_list("id", "name", "rules"),
     }
 
 
