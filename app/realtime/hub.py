@@ -31,6 +31,8 @@ from app.services.permissions import Permission, can
 from app.settings import Settings
 
 log = logging.getLogger("encore.realtime")
+# What a client hears when handling its event failed on the server (the log has the details).
+FAILED = "Something went wrong on our side. Please try again."
 
 CHAT_TICK = 0.1  # at most one chat batch per room per this many seconds
 SLOW_TICK = 1.0  # heartbeats written, results and attendance broadcast
@@ -388,6 +390,10 @@ class Hub:
                 # sender's chat rate; every event still counts against the general one.
                 connection.chats.refund()
             return refused(error.code, error.message)
+        except Exception:
+            log.exception("attendee event failed")
+            failed = room.RoomError("server_error", FAILED, connection.attendee.language)
+            return refused(failed.code, failed.message)
 
     async def staff_event(
         self,
@@ -421,6 +427,9 @@ class Hub:
         except (room.RoomError, chat.ChatError, interactions.InteractionError) as error:
             code = getattr(error, "code", "bad_request")
             return refused(code, getattr(error, "message", str(error)))
+        except Exception:
+            log.exception("staff event failed")
+            return refused("server_error", FAILED)
 
     # --- attendee events -----------------------------------------------------------------------
 

@@ -311,7 +311,9 @@ async def interaction_results(f: Filters) -> list[InteractionSummary]:
         f"SELECT interaction_id, answer FROM interaction_response WHERE {where}"  # noqa: S608
     ):
         answers[int(interaction_id)].append(
-            json.loads(answer) if isinstance(answer, str) else answer
+            interaction_rules.given_answer(
+                json.loads(answer) if isinstance(answer, str) else answer
+            )
         )
     # Everyone who opened one counts, also a download fetched without joining the room.
     q = _sql()

@@ -737,6 +737,19 @@ def parse_answer(interaction: Interaction, raw: Any, *, language: str = "en") ->
     raise _refuse(language, "This takes no answer.")
 
 
+def stored_answer(interaction: Interaction, value: Any) -> Any:
+    """An accepted answer as the database keeps it (a question's text inside an object)."""
+    # A JSON column takes any JSON value, but the ORM reads a bare string as JSON text to decode.
+    return {"text": value} if interaction.kind == "question" else value
+
+
+def given_answer(stored: Any) -> Any:
+    """A stored answer back in the shape `parse_answer` returns."""
+    if isinstance(stored, dict) and set(stored) == {"text"}:
+        return stored["text"]
+    return stored
+
+
 def _valid(interaction: Interaction, answer: Any) -> bool:
     try:
         parse_answer(interaction, answer)

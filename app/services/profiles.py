@@ -21,7 +21,7 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import content, sequences
+from app.services import content, interactions, sequences
 from app.services.people import (
     ContactSummary,
     Score,
@@ -243,7 +243,7 @@ async def profile(contact_id: int, now: datetime) -> Profile | None:
     for response in responses:
         interaction = response.interaction
         assert isinstance(interaction, Interaction)
-        text, correct = describe_answer(interaction, response.answer)
+        text, correct = describe_answer(interaction, interactions.given_answer(response.answer))
         views[_id_of(response, "registrant")].interactions.append(
             InteractionAnswer(
                 interaction.kind, interaction.title, text, correct, response.created_at

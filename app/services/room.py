@@ -349,11 +349,12 @@ async def _payload(
     found = view.timeline
     answers: dict[int, Any] = {}
     if any(interactions.takes_answer(interaction.kind) for interaction in found):
-        answers = dict(
-            await InteractionResponse.filter(
+        answers = {
+            interaction_id: interactions.given_answer(stored)
+            for interaction_id, stored in await InteractionResponse.filter(
                 session_id=attendee.session_id, registrant_id=attendee.registrant_id
             ).values_list("interaction_id", "answer")
-        )
+        }
     results = []
     for interaction in found:
         if interactions.shows_results(interaction.kind) and (
@@ -447,7 +448,7 @@ async def tally(
         answers = await InteractionResponse.filter(
             interaction_id=interaction.id, session_id=session_id
         ).values_list("answer", flat=True)
-        cached = interactions.tally(interaction, answers)
+        cached = interactions.tally(interaction, map(interactions.given_answer, answers))
         _tallies.put(key, cached)
     return {"interaction_id": interaction.id, "session_id": session_id, "results": cached}
 
@@ -505,7 +506,7 @@ async def answer(
             interaction_id=interaction.id,
             session_id=attendee.session_id,
             registrant_id=attendee.registrant_id,
-            answer=value,
+            answer=interactions.stored_answer(interaction, value),
         )
     except IntegrityError:
         raise RoomError(

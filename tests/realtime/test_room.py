@@ -18,6 +18,7 @@ from app.models import (
     ChatMessage,
     Contact,
     Interaction,
+    InteractionResponse,
     PlannedEmail,
     Registrant,
     Role,
@@ -30,7 +31,8 @@ from app.models import (
     WebinarSession,
 )
 from app.realtime import protocol
-from app.services import auth, crypto
+from app.services import auth, crypto, engagement, interactions, profiles
+from app.services import room as room_service
 from app.settings import Settings
 from tests.conftest import make_user, require
 from tests.realtime.live import STEP_TIMEOUT, LiveServer, Peer, live_server, until
@@ -425,6 +427,66 @@ async def test_a_poll_takes_one_answer_and_shows_results_to_everyone(
     _again, room = await join(server, peers, ann_token)
     assert room["answered"] == {str(poll.id): 1}
     assert room["results"][0]["interaction_id"] == poll.id
+
+
+async def test_a_question_to_the_presenter_reaches_the_team_and_is_kept(
+    server: LiveServer, peers: list[Peer]
+) -> None:
+    session = await make_session(started=timedelta(minutes=12))
+    question = await Interaction.create(
+        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
+        kind="question",
+        title="Your question",
+        config={},
+        opens_at_seconds=600,
+    )
+    ann, ann_token = await make_attendee(session)
+    team = await presenter(server, peers)
+    ann_peer, _ = await join(server, peers, ann_token)
+
+    asked = await ann_peer.call(
+        protocol.ANSWER, {"interaction_id": question.id, "answer": "  Can I import users? "}
+    )
+    assert asked["ok"], asked
+    inbox = await chat_from(team, "Your question\nCan I import users?")
+    assert inbox["registrant_id"] == ann.id
+    stored = await InteractionResponse.get(interaction_id=question.id, registrant_id=ann.id)
+    assert interactions.given_answer(stored.answer) == "Can I import users?"
+    again = await ann_peer.call(protocol.ANSWER, {"interaction_id": question.id, "answer": "x"})
+    assert again["error"]["code"] == "already_answered"
+    # A reconnect shows the question as asked, in the words it was asked.
+    _again, room = await join(server, peers, ann_token)
+    assert room["answered"] == {str(question.id): "Can I import users?"}
+    tallied = await room_service.tally(question, session.id, fresh=True)
+    assert tallied["results"] == {"total": 1}
+    # The dashboard counts it and the person's profile shows it in their words.
+    summary = await engagement.interaction_results(engagement.Filters(webinar_id=ann.webinar_id))  # type: ignore[attr-defined]
+    assert [(item.kind, item.responses) for item in summary] == [("question", 1)]
+    profile = await profiles.profile(ann.contact_id, auth.utcnow())  # type: ignore[attr-defined]
+    assert profile is not None
+    asked_in = profile.registrations[0].interactions
+    assert [(line.title, line.answer) for line in asked_in] == [
+        ("Your question", "Can I import users?")
+    ]
+
+
+async def test_a_failure_on_the_server_is_answered_not_left_hanging(
+    server: LiveServer, peers: list[Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await make_session()
+    _ann, ann_token = await make_attendee(session)
+    ann_peer, _ = await join(server, peers, ann_token)
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(room_service, "answer", broken)
+    reply = await ann_peer.call(protocol.ANSWER, {"interaction_id": 1, "answer": 0})
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "server_error"
+    assert "the database" not in reply["error"]["message"]
+    # The connection stays usable.
+    assert (await ann_peer.call(protocol.SYNC, {}))["ok"]
 
 
 async def test_a_pushed_poll_reaches_the_session(server: LiveServer, peers: list[Peer]) -> None:
