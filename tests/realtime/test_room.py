@@ -460,9 +460,9 @@ async def test_a_question_to_the_presenter_reaches_the_team_and_is_kept(
     tallied = await room_service.tally(question, session.id, fresh=True)
     assert tallied["results"] == {"total": 1}
     # The dashboard counts it and the person's profile shows it in their words.
-    summary = await engagement.interaction_results(engagement.Filters(webinar_id=ann.webinar_id))  # type: ignore[attr-defined]
+    summary = await engagement.interaction_results(engagement.Filters(webinar_id=ann.webinar_id))
     assert [(item.kind, item.responses) for item in summary] == [("question", 1)]
-    profile = await profiles.profile(ann.contact_id, auth.utcnow())  # type: ignore[attr-defined]
+    profile = await profiles.profile(ann.contact_id, auth.utcnow())
     assert profile is not None
     asked_in = profile.registrations[0].interactions
     assert [(line.title, line.answer) for line in asked_in] == [
