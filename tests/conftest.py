@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -21,6 +22,9 @@ from app.services import delivery, mail, room, team
 from app.settings import Settings, load_settings, use_settings
 from app.web import page_cache
 from emails import MemoryMailer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -199,3 +203,30 @@ async def make_user(
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
     """Sign in with email and password through the real form."""
     return await post_form(client, "/login", {"email": email, "password": password})
+
+
+# A real S3 endpoint for the tests that ask for one (tests.s3 is imported only then).
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server in a thread on a free loopback port, shared by a module's tests."""
+    from tests import s3 as moto
+
+    with moto.moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
+    """A plain boto3 client on the moto server; nothing of this machine's AWS setup leaks in."""
+    from tests import s3 as moto
+
+    moto.isolate_aws_env(monkeypatch, tmp_path)
+    return moto.client(s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3: S3Client) -> str:
+    """A fresh bucket per test."""
+    from tests import s3 as moto
+
+    return moto.new_bucket(s3)

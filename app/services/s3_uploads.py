@@ -19,16 +19,14 @@ from app.services.uploads import (
     UploadError,
     cancel,
     check_size,
-    claim_finish,
     clean_content_type,
     clean_filename,
     create_video,
-    discard,
+    finishing,
     get_upload,
     human_size,
     new_upload_id,
     probe_file,
-    release_finish,
     source_key,
     storage_for,
     uploads_dir,
@@ -160,8 +158,7 @@ async def complete_s3(*, upload_id: str, user: StaffUser, parts: list[tuple[int,
         raise UploadError(
             Problem.INCOMPLETE, f"All {len(expected)} parts are needed, in order, to finish."
         )
-    await claim_finish(upload)
-    try:
+    async with finishing(upload, storage):
         if assembled is None:
             try:
                 await asyncio.to_thread(storage.complete_multipart, key, s3_upload_id, parts)
@@ -180,15 +177,6 @@ async def complete_s3(*, upload_id: str, user: StaffUser, parts: list[tuple[int,
             )
         result = await _probe_remote(storage, key, upload.id, settings)
         return await create_video(upload, result, user)
-    except UploadError as exc:
-        if exc.problem == Problem.REFUSED:
-            await discard(upload, storage)
-        else:
-            await release_finish(upload)
-        raise
-    except BaseException:
-        await release_finish(upload)
-        raise
 
 
 async def _probe_remote(

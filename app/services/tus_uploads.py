@@ -24,17 +24,15 @@ from app.services.uploads import (
     Problem,
     UploadError,
     check_size,
-    claim_finish,
     clean_content_type,
     clean_filename,
     create_video,
-    discard,
+    finishing,
     get_upload,
     human_size,
     new_upload_id,
     partial_path,
     probe_file,
-    release_finish,
     source_key,
     storage_for,
     uploads_dir,
@@ -257,23 +255,13 @@ async def finish(*, upload_id: str, user: StaffUser) -> Video:
                 f"Only {human_size(have)} of {human_size(upload.size)} have arrived so far.",
                 offset=have,
             )
-    await claim_finish(upload)
-    try:
+    async with finishing(upload, storage):
         if isinstance(storage, LocalStorage) and stored:
             result = await probe_file(storage.path(upload.storage_key), settings)
         else:
             result = await probe_file(partial, settings)
             await asyncio.to_thread(_store, storage, upload.storage_key, partial, result)
         return await create_video(upload, result, user)
-    except UploadError as exc:
-        if exc.problem == Problem.REFUSED:
-            await discard(upload, storage)
-        else:
-            await release_finish(upload)
-        raise
-    except BaseException:
-        await release_finish(upload)
-        raise
 
 
 def _store(storage: Storage, key: str, source: Path, result: ProbeResult) -> None:

@@ -18,6 +18,8 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -221,6 +223,27 @@ async def claim_finish(upload: Upload) -> None:
 async def release_finish(upload: Upload) -> None:
     """Give a claimed finish back after a failure that is not the file's fault."""
     await Upload.filter(id=upload.id, video_id__isnull=True).update(completed_at=None)
+
+
+@asynccontextmanager
+async def finishing(upload: Upload, storage: Storage) -> AsyncIterator[None]:
+    """Hold the finish claim of an upload while its file is checked and becomes a Video.
+
+    A refused file is discarded with its row; any other failure gives the claim back, so that
+    the finish can be tried again.
+    """
+    await claim_finish(upload)
+    try:
+        yield
+    except UploadError as exc:
+        if exc.problem == Problem.REFUSED:
+            await discard(upload, storage)
+        else:
+            await release_finish(upload)
+        raise
+    except BaseException:
+        await release_finish(upload)
+        raise
 
 
 async def probe_file(path: Path, settings: Settings) -> ProbeResult:

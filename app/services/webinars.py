@@ -270,6 +270,10 @@ class Draft:
         """Whether a checkbox is ticked."""
         return self.values.get(name) == "1"
 
+    def kept_rows(self, group: str) -> list[dict[str, str]]:
+        """The rows of a repeating group, without those ticked Remove."""
+        return [row for row in self.rows.get(group, []) if row.get("delete") != "1"]
+
 
 def draft_from_webinar(webinar: Webinar, presenters: list[Presenter]) -> Draft:
     """The stored values of a webinar, as the editor shows them."""
@@ -489,7 +493,7 @@ def field_key(label: str, taken: set[str]) -> str:
 
 def _check_fields(draft: Draft, webinar: Webinar, errors: FormErrors) -> list[RegistrationField]:
     stored = {item.key: item for item in fields_from(webinar.registration_fields)}
-    rows = [row for row in draft.rows.get("fields", []) if row.get("delete") != "1"]
+    rows = draft.kept_rows("fields")
     if len(rows) > MAX_FIELDS:
         errors.add("fields", f"Use at most {MAX_FIELDS} fields; remove {len(rows) - MAX_FIELDS}.")
     # Stored keys stay with their field (answers already given are filed under them), and a
@@ -553,6 +557,16 @@ def _check_fields(draft: Draft, webinar: Webinar, errors: FormErrors) -> list[Re
     return result
 
 
+def _rows_up_to(
+    draft: Draft, group: str, most: int, noun: str, errors: FormErrors
+) -> list[dict[str, str]]:
+    """The first `most` rows of a group that are not ticked Remove; more is an error."""
+    rows = draft.kept_rows(group)
+    if len(rows) > most:
+        errors.add(group, f"Use at most {most} {noun}.")
+    return rows[:most]
+
+
 def _check_landing(draft: Draft, stored: Landing, errors: FormErrors) -> Landing:
     agenda = _lines(draft.value("agenda"))
     if len(agenda) > MAX_AGENDA:
@@ -562,10 +576,7 @@ def _check_landing(draft: Draft, stored: Landing, errors: FormErrors) -> Landing
         errors.add("agenda", f"Keep each agenda item under {MAX_AGENDA_ITEM} characters.")
         agenda = list(stored.agenda)
     faq: list[FaqItem] = []
-    faq_rows = [row for row in draft.rows.get("faq", []) if row.get("delete") != "1"]
-    if len(faq_rows) > MAX_FAQ:
-        errors.add("faq", f"Use at most {MAX_FAQ} questions.")
-    for row in faq_rows[:MAX_FAQ]:
+    for row in _rows_up_to(draft, "faq", MAX_FAQ, "questions", errors):
         question = _row_text(row, "faq", "question", "Question", 300, errors)
         answer = _row_text(row, "faq", "answer", "Answer", 2000, errors)
         if not question:
@@ -575,10 +586,7 @@ def _check_landing(draft: Draft, stored: Landing, errors: FormErrors) -> Landing
         else:
             faq.append(FaqItem(question, answer))
     quotes: list[Testimonial] = []
-    quote_rows = [row for row in draft.rows.get("testimonials", []) if row.get("delete") != "1"]
-    if len(quote_rows) > MAX_TESTIMONIALS:
-        errors.add("testimonials", f"Use at most {MAX_TESTIMONIALS} testimonials.")
-    for row in quote_rows[:MAX_TESTIMONIALS]:
+    for row in _rows_up_to(draft, "testimonials", MAX_TESTIMONIALS, "testimonials", errors):
         quote = _row_text(row, "testimonials", "quote", "Quote", 1000, errors)
         author = _row_text(row, "testimonials", "author", "Author", 200, errors)
         if not quote:
@@ -610,7 +618,7 @@ def _check_presenters(
     removed: list[Presenter] = []
     seen: set[int] = set()
     rows = draft.rows.get("presenters", [])
-    live = [row for row in rows if row.get("delete") != "1"]
+    live = draft.kept_rows("presenters")
     if len(live) > MAX_PRESENTERS:
         errors.add("presenters", f"Show at most {MAX_PRESENTERS} presenters.")
     for row in rows:

@@ -253,6 +253,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return value
 
 
+async def _parts(request: Request, expected: str) -> list[Any]:
+    """The `parts` list of a JSON request body; INVALID, naming what is `expected`, otherwise."""
+    raw = (await _json_body(request)).get("parts")
+    if not isinstance(raw, list):
+        raise _invalid(f"parts must be a list of {expected}.")
+    return raw
+
+
 def _whole(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _invalid(f"{name} must be a whole number.")
@@ -316,11 +324,7 @@ async def s3_upload(request: Request) -> Response:
 async def s3_sign(request: Request) -> Response:
     """Presigned PUT URLs for a batch of part numbers."""
     try:
-        body = await _json_body(request)
-        raw = body.get("parts")
-        if not isinstance(raw, list):
-            raise _invalid("parts must be a list of part numbers.")
-        numbers = [_whole(n, "a part number") for n in raw]
+        numbers = [_whole(n, "a part number") for n in await _parts(request, "part numbers")]
         urls = await s3_uploads.sign_parts(
             upload_id=request.path_params["upload_id"], user=staff_user(request), numbers=numbers
         )
@@ -339,12 +343,8 @@ async def s3_sign(request: Request) -> Response:
 async def s3_complete(request: Request) -> Response:
     """Assemble the parts (numbers and ETags), probe the file: the new video, or JSON 422."""
     try:
-        body = await _json_body(request)
-        raw = body.get("parts")
-        if not isinstance(raw, list):
-            raise _invalid("parts must be a list of {number, etag}.")
         parts: list[tuple[int, str]] = []
-        for item in raw:
+        for item in await _parts(request, "{number, etag}"):
             if not isinstance(item, dict) or not isinstance(item.get("etag"), str):
                 raise _invalid("parts must be a list of {number, etag}.")
             parts.append((_whole(item.get("number"), "a part number"), item["etag"][:200]))

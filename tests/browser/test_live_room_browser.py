@@ -12,23 +12,29 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Expect, Locator, Page
+from playwright.async_api import Browser, BrowserContext, Expect, Page
 
 from app import i18n
 from tests.browser.conftest import ACTION_TIMEOUT_MS, DESKTOP, ConsoleWatch, EncoreServer
+from tests.browser.room_setup import (
+    STEP_TIMEOUT_S,
+    TOLERANCE_S,
+    VIDEO,
+    behind_live,
+    card,
+    playing,
+    run_json,
+    wait_near_live,
+)
 
 pytestmark = pytest.mark.browser
 
 JOURNEY_TIMEOUT_S = 240
-STEP_TIMEOUT_S = 10
 VIDEO_SECONDS = 90
 LEAD_S = 25  # the session starts this long after it is created
 LATE_BY_S = 8  # the late joiner arrives this long after the start
 OFFER_AT_S = 45
 OFFER_COUNTDOWN_S = 300
-# How far a player may be from where the session's clock says it is (start-up, segment
-# boundaries, a busy test machine).
-TOLERANCE_S = 2.0
 # The room checks its clock four times a second; a busy machine may add a little.
 APPEAR_WITHIN_S = 2.0
 # The console asks for its sessions again every 30 s: that is when a waiting one turns live.
@@ -47,8 +53,6 @@ REPLY = "Of course, the link works for everyone in your team."
 POLL = "How big is your team?"
 OPTIONS = ("Just me", "Two to ten", "More than ten")
 
-_VIDEO = "[data-room-player] video"
-
 # Three browsers and a web process share the machine: this module's own assertions wait as long
 # as a step may (the shared default would be changed for every other module too).
 expect = Expect()
@@ -57,107 +61,70 @@ expect.set_options(timeout=STEP_TIMEOUT_S * 1000)
 # Runs with the web process's settings: a recording transcoded for real and a webinar showing
 # it in private chat mode with a timed offer; prints the ids and the video's length.
 _WEBINAR_SCRIPT = """
-import asyncio, json, sys, tempfile
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from app import db
-from app.models import Interaction, Video, Webinar, WebinarStatus
-from app.services import transcoding
-from app.services.storage import build_storage
-from app.settings import load_or_exit
-from tests.media.clips import h264_mp4
+import sys
+from datetime import UTC, datetime
+from app.models import Interaction, Webinar, WebinarStatus
+from tests.browser.room_setup import run_script, transcoded_video
 
-async def main() -> None:
+async def main(settings):
     seconds, title, offer_title = float(sys.argv[1]), sys.argv[2], sys.argv[3]
     offer_at, countdown, offer_url = float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-    settings = load_or_exit()
-    storage = build_storage(settings)
-    await db.init_db(settings)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            clip = h264_mp4(Path(tmp) / "talk.mp4", size="320x180", seconds=seconds, gop=50)
-            storage.put_file("uploads/1/talk.mp4", clip, content_type="video/mp4")
-        await Video.create(title="Talk", source_key="uploads/1/talk.mp4")
-        video = await transcoding.transcode_next(
-            storage=storage, workdir=settings.var_dir / "work",
-            stale_after=timedelta(minutes=5), max_attempts=1,
-        )
-        assert video is not None and video.state.value == "ready", video
-        webinar = await Webinar.create(
-            slug="live-room-webinar", title=title, status=WebinarStatus.PUBLISHED,
-            published_at=datetime.now(UTC), chat_mode="private", video=video,
-        )
-        offer = await Interaction.create(
-            webinar=webinar, kind="offer", title=offer_title,
-            config={"text": "Half price for the first month.", "button": "Get the offer",
-                    "url": offer_url, "countdown_seconds": countdown},
-            opens_at_seconds=offer_at,
-        )
-        print(json.dumps({"webinar_id": webinar.id, "offer_id": offer.id,
-                          "duration": video.duration_seconds}))
-    finally:
-        await db.close_db()
+    video = await transcoded_video(settings, seconds)
+    webinar = await Webinar.create(
+        slug="live-room-webinar", title=title, status=WebinarStatus.PUBLISHED,
+        published_at=datetime.now(UTC), chat_mode="private", video=video,
+    )
+    offer = await Interaction.create(
+        webinar=webinar, kind="offer", title=offer_title,
+        config={"text": "Half price for the first month.", "button": "Get the offer",
+                "url": offer_url, "countdown_seconds": countdown},
+        opens_at_seconds=offer_at,
+    )
+    return {"webinar_id": webinar.id, "offer_id": offer.id, "duration": video.duration_seconds}
 
-asyncio.run(main())
+run_script(main)
 """
 
 # A session of the webinar starting `lead` seconds from now and one registrant of it per
 # (name, zone) given; prints the session, its start and the registrants' join tokens.
 _SESSION_SCRIPT = """
-import asyncio, json, sys
+import json, sys
 from datetime import UTC, datetime, timedelta
-from app import db
-from app.models import Contact, Registrant, WebinarSession
-from app.services import crypto
-from app.settings import load_or_exit
+from app.models import Contact, WebinarSession
+from tests.browser.room_setup import registrant_with_token, run_script
 
-async def main() -> None:
+async def main(settings):
     wanted = json.loads(sys.argv[1])
-    await db.init_db(load_or_exit())
-    try:
-        starts_at = (datetime.now(UTC) + timedelta(seconds=wanted["lead"])).replace(microsecond=0)
-        session = await WebinarSession.create(
-            webinar_id=wanted["webinar_id"], starts_at=starts_at, kind="scheduled"
+    starts_at = (datetime.now(UTC) + timedelta(seconds=wanted["lead"])).replace(microsecond=0)
+    session = await WebinarSession.create(
+        webinar_id=wanted["webinar_id"], starts_at=starts_at, kind="scheduled"
+    )
+    people = []
+    for index, (name, zone) in enumerate(wanted["people"]):
+        contact = await Contact.create(email=f"person{index}@example.com", name=name)
+        registrant, token = await registrant_with_token(
+            contact, webinar_id=wanted["webinar_id"], session=session, timezone=zone
         )
-        people = []
-        for index, (name, zone) in enumerate(wanted["people"]):
-            contact = await Contact.create(email=f"person{index}@example.com", name=name)
-            token = crypto.new_token()
-            registrant = await Registrant.create(
-                contact=contact, webinar_id=wanted["webinar_id"], session=session,
-                join_token_hash=crypto.hash_token(token), join_token_sealed=crypto.seal(token),
-                timezone=zone,
-            )
-            people.append({"token": token, "registrant_id": registrant.id, "name": name})
-        print(json.dumps({"session_id": session.id, "start": starts_at.isoformat(),
-                          "people": people}))
-    finally:
-        await db.close_db()
+        people.append({"token": token, "registrant_id": registrant.id, "name": name})
+    return {"session_id": session.id, "start": starts_at.isoformat(), "people": people}
 
-asyncio.run(main())
+run_script(main)
 """
 
 # The offer clicks recorded for one registrant and interaction, as JSON.
 _CLICKS_SCRIPT = """
-import asyncio, json, sys
-from app import db
+import sys
 from app.models import AnalyticsEvent
-from app.settings import load_or_exit
+from tests.browser.room_setup import run_script
 
-async def main() -> None:
+async def main(settings):
     registrant_id, interaction_id = int(sys.argv[1]), int(sys.argv[2])
-    await db.init_db(load_or_exit())
-    try:
-        rows = await AnalyticsEvent.filter(
-            kind="offer_click", registrant_id=registrant_id
-        ).values("session_id", "video_seconds", "data")
-        print(json.dumps([
-            row for row in rows if (row["data"] or {}).get("interaction_id") == interaction_id
-        ]))
-    finally:
-        await db.close_db()
+    rows = await AnalyticsEvent.filter(
+        kind="offer_click", registrant_id=registrant_id
+    ).values("session_id", "video_seconds", "data")
+    return [row for row in rows if (row["data"] or {}).get("interaction_id") == interaction_id]
 
-asyncio.run(main())
+run_script(main)
 """
 
 # Notes when the player and each interaction card first appear on the page (ms since the epoch),
@@ -188,11 +155,6 @@ _APPEARANCES = """
 def _clock(moment: datetime) -> str:
     """The h:mm of a local time as an en-US page writes it."""
     return f"{moment.hour % 12 or 12}:{moment.minute:02d}"
-
-
-async def _run_json(server: EncoreServer, script: str, *args: object) -> Any:
-    out = await asyncio.to_thread(server.run, "-c", script, *(str(arg) for arg in args))
-    return json.loads(out.strip().splitlines()[-1])
 
 
 async def _context(browser: Browser, *, zone: str, locale: str) -> BrowserContext:
@@ -238,16 +200,6 @@ async def _console(browser: Browser, server: EncoreServer) -> tuple[Page, Consol
     return page, watch
 
 
-async def _playing(page: Page) -> None:
-    await page.wait_for_function(
-        f"""() => {{
-            const video = document.querySelector("{_VIDEO}");
-            return video && !video.paused && video.readyState >= 3 && video.currentTime > 0;
-        }}""",
-        timeout=30_000,
-    )
-
-
 async def _session_seconds(page: Page, start_ms: int) -> float:
     """Where the session's clock is now, as this page's device tells the time."""
     value = await page.evaluate(f"() => (Date.now() - {start_ms}) / 1000")
@@ -255,38 +207,11 @@ async def _session_seconds(page: Page, start_ms: int) -> float:
     return float(value)
 
 
-async def _behind_live(page: Page, start_ms: int) -> float:
-    """How far the player is behind the session's clock (negative: ahead of it)."""
-    value = await page.evaluate(
-        f"""() => (Date.now() - {start_ms}) / 1000
-                 - document.querySelector("{_VIDEO}").currentTime"""
-    )
-    assert isinstance(value, int | float)
-    return float(value)
-
-
-async def _wait_near_live(page: Page, start_ms: int) -> None:
-    await page.wait_for_function(
-        f"""() => {{
-            const video = document.querySelector("{_VIDEO}");
-            const live = (Date.now() - {start_ms}) / 1000;
-            return video && !video.seeking && Math.abs(live - video.currentTime) < {TOLERANCE_S};
-        }}""",
-        timeout=STEP_TIMEOUT_S * 1000,
-    )
-
-
 async def _appeared_at(page: Page, key: str, start_ms: int) -> float:
     """Seconds into the session at which the page first showed `key` (see _APPEARANCES)."""
     value = await page.evaluate(f"(key) => window.appeared[key] - {start_ms}", key)
     assert isinstance(value, int | float), (key, value)
     return float(value) / 1000
-
-
-def _card(page: Page, title: str) -> Locator:
-    return page.locator("[data-interaction]").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 async def test_a_live_session_with_its_presenter_and_attendees_in_browsers(
@@ -297,7 +222,7 @@ async def test_a_live_session_with_its_presenter_and_attendees_in_browsers(
 
 
 async def _journey(browser: Browser, server: EncoreServer) -> None:
-    made = await _run_json(
+    made = await run_json(
         server,
         _WEBINAR_SCRIPT,
         VIDEO_SECONDS,
@@ -314,7 +239,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
         "lead": LEAD_S,
         "people": [["Ada Lovelace", ATTENDEE_ZONE], ["Carl Gauss", LATE_ZONE]],
     }
-    live = await _run_json(server, _SESSION_SCRIPT, json.dumps(wanted))
+    live = await run_json(server, _SESSION_SCRIPT, json.dumps(wanted))
     start = datetime.fromisoformat(live["start"])
     start_ms = int(start.timestamp() * 1000)
     ada, carl = live["people"]
@@ -346,7 +271,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     await expect(countdown).not_to_have_text(f"Starts in {first} seconds", timeout=3000)
     later = int(re.findall(r"\d+", await countdown.inner_text())[0])
     assert later < first, (first, later)
-    assert await page.locator(_VIDEO).count() == 0
+    assert await page.locator(VIDEO).count() == 0
     # The presenter sees them arrive, while the session still waits.
     await expect(session_row).to_contain_text("1 online")
     await expect(session_row).to_contain_text("Starting soon")
@@ -354,23 +279,23 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     await expect(page.get_by_text("Nobody from our team is online right now")).to_be_hidden()
 
     # At the start, playback begins by itself where the session is.
-    await expect(page.locator(_VIDEO)).to_have_count(1, timeout=(LEAD_S + 10) * 1000)
+    await expect(page.locator(VIDEO)).to_have_count(1, timeout=(LEAD_S + 10) * 1000)
     await expect(countdown).to_be_hidden()
     player_at = await _appeared_at(page, "player", start_ms)
     assert -1.0 <= player_at <= APPEAR_WITHIN_S, player_at
-    await _playing(page)
-    await _wait_near_live(page, start_ms)
-    assert abs(await _behind_live(page, start_ms)) < TOLERANCE_S
-    assert await page.locator(_VIDEO).evaluate("(video) => video.currentTime") < 10
+    await playing(page)
+    await wait_near_live(page, start_ms)
+    assert abs(await behind_live(page, start_ms)) < TOLERANCE_S
+    assert await page.locator(VIDEO).evaluate("(video) => video.currentTime") < 10
     await expect(page.locator(".room-live-badge")).to_have_text("Live")
 
     # A late joiner plays at the session's position.
     await asyncio.sleep(max(0.0, LATE_BY_S - await _session_seconds(page, start_ms)))
     late, late_errors = await _attendee(browser, server, carl["token"], LATE_ZONE)
-    await _playing(late)
-    await _wait_near_live(late, start_ms)
-    assert abs(await _behind_live(late, start_ms)) < TOLERANCE_S
-    assert await late.locator(_VIDEO).evaluate("(video) => video.currentTime") >= LATE_BY_S - 1
+    await playing(late)
+    await wait_near_live(late, start_ms)
+    assert abs(await behind_live(late, start_ms)) < TOLERANCE_S
+    assert await late.locator(VIDEO).evaluate("(video) => video.currentTime") >= LATE_BY_S - 1
     await expect(late.locator("[data-room-waiting]")).to_have_count(0)
     await expect(session_row).to_contain_text("2 online")
 
@@ -422,7 +347,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     await expect(late_chat).not_to_contain_text(REPLY)
 
     # The offer's moment has not come yet.
-    offer = _card(page, OFFER)
+    offer = card(page, OFFER)
     now_at = await _session_seconds(page, start_ms)
     assert now_at < OFFER_AT_S - 1, f"the steps before the offer took until {now_at:.1f} s"
     await expect(offer).to_have_count(0)
@@ -436,7 +361,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     result = console.locator("[data-results] .console-result", has_text=POLL)
     await expect(result).to_contain_text("No answers yet.")
 
-    poll = _card(page, POLL)
+    poll = card(page, POLL)
     await expect(poll).to_be_visible()
     await poll.get_by_label(OPTIONS[1]).check()
     await poll.get_by_role("button", name="Vote").click()
@@ -448,7 +373,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     await expect(result.locator(".console-facts-list")).to_contain_text("Answers1")
     await expect(bars.nth(1)).to_contain_text("1 (100%)")
 
-    late_poll = _card(late, POLL)
+    late_poll = card(late, POLL)
     await expect(late_poll).to_be_visible()
     await late_poll.get_by_label(OPTIONS[2]).check()
     await late_poll.get_by_role("button", name="Vote").click()
@@ -471,7 +396,7 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     assert offer_id == str(made["offer_id"]), offer_id
     offer_at = await _appeared_at(page, f"interaction:{offer_id}", start_ms)
     assert OFFER_AT_S - 0.5 <= offer_at <= OFFER_AT_S + APPEAR_WITHIN_S, offer_at
-    playing_at = await page.locator(_VIDEO).evaluate("(video) => video.currentTime")
+    playing_at = await page.locator(VIDEO).evaluate("(video) => video.currentTime")
     assert playing_at >= OFFER_AT_S - TOLERANCE_S, playing_at
     await expect(offer).to_contain_text("Half price for the first month.")
     timer = offer.locator(".room-offer-timer")
@@ -489,14 +414,14 @@ async def _journey(browser: Browser, server: EncoreServer) -> None:
     clicks: list[dict[str, Any]] = []
     async with asyncio.timeout(STEP_TIMEOUT_S):
         while not clicks:
-            clicks = await _run_json(server, _CLICKS_SCRIPT, ada["registrant_id"], made["offer_id"])
+            clicks = await run_json(server, _CLICKS_SCRIPT, ada["registrant_id"], made["offer_id"])
     assert len(clicks) == 1, clicks
     assert clicks[0]["session_id"] == session_id, clicks
     assert OFFER_AT_S <= clicks[0]["video_seconds"] < OFFER_AT_S + STEP_TIMEOUT_S, clicks
 
     # Both attendees are still where the session is.
-    await _wait_near_live(page, start_ms)
-    await _wait_near_live(late, start_ms)
+    await wait_near_live(page, start_ms)
+    await wait_near_live(late, start_ms)
     for errors in (page_errors, late_errors, console_errors):
         assert errors.errors == [], errors.errors
     for one in (page, late, console):

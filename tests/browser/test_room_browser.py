@@ -9,24 +9,30 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import DESKTOP, MOBILE, EncoreServer, open_page
+from tests.browser.room_setup import (
+    STEP_TIMEOUT_S,
+    TOLERANCE_S,
+    VIDEO,
+    behind_live,
+    card,
+    playing,
+    run_json,
+    wait_near_live,
+)
 from tests.realtime.live import Peer
 
 pytestmark = pytest.mark.browser
 
 JOURNEY_TIMEOUT_S = 240
-STEP_TIMEOUT_S = 10
 VIDEO_SECONDS = 150
 LATE_BY_S = 30  # the live session started this long before its attendees arrive
 WAIT_FOR_START_S = 12  # the waiting room's session starts this long after it is created
 POLL_AT_S = 5
 OFFER_AT_S = 52
 REQUIRED_AT_S = 9
-# How far the player may be from where the session's clock says it is (start-up, segment
-# boundaries, a busy test machine).
-TOLERANCE_S = 2.0
 POLL = "Where do you work from?"
 OFFER = "Launch offer"
 MESSAGE = "Is there a discount for teams?"
@@ -38,69 +44,49 @@ CHAT_AT = "Greetings from the third second"
 # with a poll and a timed offer, and a signed-in team member; prints the ids and the team's
 # session token.
 _WEBINAR_SCRIPT = """
-import asyncio, json, sys, tempfile
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from app import db
-from app.models import (
-    Interaction, Role, Schedule, SessionStage, Video, Webinar, WebinarStatus,
-)
-from app.services import auth, team, transcoding
-from app.services.storage import build_storage
-from app.settings import load_or_exit
-from tests.media.clips import h264_mp4
+import sys
+from datetime import UTC, datetime
+from app.models import Interaction, Role, Schedule, SessionStage, Webinar, WebinarStatus
+from app.services import auth, team
+from tests.browser.room_setup import run_script, transcoded_video
 
-async def main() -> None:
+async def main(settings):
     seconds, poll_at, offer_at, offer_url = (
         float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     )
-    settings = load_or_exit()
-    storage = build_storage(settings)
-    await db.init_db(settings)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            clip = h264_mp4(Path(tmp) / "talk.mp4", size="320x180", seconds=seconds, gop=50)
-            storage.put_file("uploads/1/talk.mp4", clip, content_type="video/mp4")
-        await Video.create(title="Talk", source_key="uploads/1/talk.mp4")
-        video = await transcoding.transcode_next(
-            storage=storage, workdir=settings.var_dir / "work",
-            stale_after=timedelta(minutes=5), max_attempts=1,
-        )
-        assert video is not None and video.state.value == "ready", video
-        webinar = await Webinar.create(
-            slug="room-webinar", title="Room webinar", status=WebinarStatus.PUBLISHED,
-            published_at=datetime.now(UTC), chat_mode="private", video=video,
-            theme={"primary": "#0f766e"},
-        )
-        poll = await Interaction.create(
-            webinar=webinar, kind="poll", title="Where do you work from?",
-            config={"options": ["Home", "Office"], "multiple": False},
-            opens_at_seconds=poll_at,
-        )
-        # Sessions that ended less than two hours ago can be watched again.
-        await Schedule.create(
-            webinar=webinar, kind="specific", timezone="UTC",
-            rules={"dates": ["2031-01-01T10:00"], "replay_hours": 2},
-        )
-        await Interaction.create(
-            webinar=webinar, kind="offer", title="Launch offer",
-            config={"text": "Half price for the first month.", "button": "Get the offer",
-                    "url": offer_url, "countdown_seconds": 600},
-            opens_at_seconds=offer_at, position=1,
-        )
-        user = await team.create_user(
-            email="pat@example.com", name="Pat Presenter",
-            password="violet staple orbit lantern", role=Role.OWNER,
-        )
-        staff = await auth.start_session(
-            user=user, stage=SessionStage.FULL, ip="127.0.0.1", user_agent="test"
-        )
-        print(json.dumps({"webinar_id": webinar.id, "poll_id": poll.id,
-                          "duration": video.duration_seconds, "staff": staff}))
-    finally:
-        await db.close_db()
+    video = await transcoded_video(settings, seconds)
+    webinar = await Webinar.create(
+        slug="room-webinar", title="Room webinar", status=WebinarStatus.PUBLISHED,
+        published_at=datetime.now(UTC), chat_mode="private", video=video,
+        theme={"primary": "#0f766e"},
+    )
+    poll = await Interaction.create(
+        webinar=webinar, kind="poll", title="Where do you work from?",
+        config={"options": ["Home", "Office"], "multiple": False},
+        opens_at_seconds=poll_at,
+    )
+    # Sessions that ended less than two hours ago can be watched again.
+    await Schedule.create(
+        webinar=webinar, kind="specific", timezone="UTC",
+        rules={"dates": ["2031-01-01T10:00"], "replay_hours": 2},
+    )
+    await Interaction.create(
+        webinar=webinar, kind="offer", title="Launch offer",
+        config={"text": "Half price for the first month.", "button": "Get the offer",
+                "url": offer_url, "countdown_seconds": 600},
+        opens_at_seconds=offer_at, position=1,
+    )
+    user = await team.create_user(
+        email="pat@example.com", name="Pat Presenter",
+        password="violet staple orbit lantern", role=Role.OWNER,
+    )
+    staff = await auth.start_session(
+        user=user, stage=SessionStage.FULL, ip="127.0.0.1", user_agent="test"
+    )
+    return {"webinar_id": webinar.id, "poll_id": poll.id,
+            "duration": video.duration_seconds, "staff": staff}
 
-asyncio.run(main())
+run_script(main)
 """
 
 # One JSON argument: a session of the webinar (of `kind`) starting `offset` seconds from now
@@ -108,56 +94,44 @@ asyncio.run(main())
 # written a public chat message (`chat`: body and moment), and the session may have a required
 # poll of its own (`required_at`). Prints the session, its start and the join tokens.
 _SESSION_SCRIPT = """
-import asyncio, json, sys
+import json, sys
 from datetime import UTC, datetime, timedelta
-from app import db
-from app.models import ChatMessage, Contact, Interaction, Registrant, WebinarSession
-from app.services import crypto
-from app.settings import load_or_exit
+from app.models import ChatMessage, Contact, Interaction, WebinarSession
+from tests.browser.room_setup import registrant_with_token, run_script
 
-async def main() -> None:
+async def main(settings):
     wanted = json.loads(sys.argv[1])
     webinar_id, offset, count = wanted["webinar_id"], wanted["offset"], wanted["count"]
     kind = wanted.get("kind", "scheduled")
-    await db.init_db(load_or_exit())
-    try:
-        starts_at = datetime.now(UTC) + timedelta(seconds=offset)
-        session = await WebinarSession.create(
-            webinar_id=webinar_id, starts_at=starts_at, kind=kind
+    starts_at = datetime.now(UTC) + timedelta(seconds=offset)
+    session = await WebinarSession.create(webinar_id=webinar_id, starts_at=starts_at, kind=kind)
+    people = []
+    for index in range(count):
+        contact = await Contact.create(
+            email=f"attendee{session.id}-{index}@example.com", name=f"Ada{index} Lovelace"
         )
-        people = []
-        for index in range(count):
-            contact = await Contact.create(
-                email=f"attendee{session.id}-{index}@example.com", name=f"Ada{index} Lovelace"
-            )
-            token = crypto.new_token()
-            registrant = await Registrant.create(
-                contact=contact, webinar_id=webinar_id, session=session,
-                join_token_hash=crypto.hash_token(token), join_token_sealed=crypto.seal(token),
-                timezone="Europe/Berlin",
-            )
-            people.append({"token": token, "registrant_id": registrant.id})
-        if "chat" in wanted:
-            body, seconds = wanted["chat"]
-            await ChatMessage.create(
-                session=session, registrant_id=people[-1]["registrant_id"], body=body,
-                visibility="public", sender_name="Grace", media_seconds=seconds,
-            )
-        if "required_at" in wanted:
-            await Interaction.create(
-                webinar_id=webinar_id, session=session, kind="rating", title="Rate the sound",
-                config={"scale": 5}, opens_at_seconds=wanted["required_at"], required=True,
-                position=2,
-            )
-        print(json.dumps({"session_id": session.id,
-                          "start_ms": int(starts_at.timestamp() * 1000), "people": people}))
-    finally:
-        await db.close_db()
+        registrant, token = await registrant_with_token(
+            contact, webinar_id=webinar_id, session=session, timezone="Europe/Berlin"
+        )
+        people.append({"token": token, "registrant_id": registrant.id})
+    if "chat" in wanted:
+        body, seconds = wanted["chat"]
+        await ChatMessage.create(
+            session=session, registrant_id=people[-1]["registrant_id"], body=body,
+            visibility="public", sender_name="Grace", media_seconds=seconds,
+        )
+    if "required_at" in wanted:
+        await Interaction.create(
+            webinar_id=webinar_id, session=session, kind="rating", title="Rate the sound",
+            config={"scale": 5}, opens_at_seconds=wanted["required_at"], required=True,
+            position=2,
+        )
+    return {"session_id": session.id, "start_ms": int(starts_at.timestamp() * 1000),
+            "people": people}
 
-asyncio.run(main())
+run_script(main)
 """
 
-_VIDEO = "[data-room-player] video"
 _NOT_ACTIVATED = """
 Object.defineProperty(navigator, "userActivation", {
   get: () => ({ hasBeenActive: false, isActive: false }),
@@ -165,53 +139,10 @@ Object.defineProperty(navigator, "userActivation", {
 """
 
 
-async def _run_json(server: EncoreServer, script: str, *args: object) -> dict[str, Any]:
-    out = await asyncio.to_thread(server.run, "-c", script, *(str(arg) for arg in args))
-    found = json.loads(out.strip().splitlines()[-1])
-    assert isinstance(found, dict)
-    return found
-
-
-async def _playing(page: Page) -> None:
-    await page.wait_for_function(
-        f"""() => {{
-            const video = document.querySelector("{_VIDEO}");
-            return video && !video.paused && video.readyState >= 3 && video.currentTime > 0;
-        }}""",
-        timeout=30_000,
-    )
-
-
-async def _behind_live(page: Page, start_ms: int) -> float:
-    """How far the player is behind the session's clock (negative: ahead of it)."""
-    value = await page.evaluate(
-        f"""() => (Date.now() - {start_ms}) / 1000
-                 - document.querySelector("{_VIDEO}").currentTime"""
-    )
-    assert isinstance(value, int | float)
-    return float(value)
-
-
-async def _wait_near_live(page: Page, start_ms: int) -> None:
-    await page.wait_for_function(
-        f"""() => {{
-            const video = document.querySelector("{_VIDEO}");
-            const live = (Date.now() - {start_ms}) / 1000;
-            return video && !video.seeking && Math.abs(live - video.currentTime) < {TOLERANCE_S};
-        }}""",
-        timeout=STEP_TIMEOUT_S * 1000,
-    )
-
-
 async def _session(server: EncoreServer, made: dict[str, Any], **wanted: Any) -> dict[str, Any]:
     wanted["webinar_id"] = made["webinar_id"]
-    return await _run_json(server, _SESSION_SCRIPT, json.dumps(wanted))
-
-
-def _card(page: Page, title: str) -> Locator:
-    return page.locator("[data-interaction]").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
+    session: dict[str, Any] = await run_json(server, _SESSION_SCRIPT, json.dumps(wanted))
+    return session
 
 
 async def _next_chat(peer: Peer, body: str) -> dict[str, Any]:
@@ -227,7 +158,7 @@ async def test_the_room_in_every_mode(browser: Browser, server: EncoreServer) ->
     peers: list[Peer] = []
     try:
         async with asyncio.timeout(JOURNEY_TIMEOUT_S):
-            made = await _run_json(
+            made: dict[str, Any] = await run_json(
                 server,
                 _WEBINAR_SCRIPT,
                 VIDEO_SECONDS,
@@ -254,12 +185,12 @@ async def _waiting_room(browser: Browser, server: EncoreServer, made: dict[str, 
     countdown = page.locator("[data-countdown]")
     await expect(countdown).to_have_text(re.compile(r"Starts in \d+ seconds?"))
     await expect(page.locator("[data-room-chat]")).to_be_visible()
-    assert await page.locator(_VIDEO).count() == 0
-    await expect(page.locator(_VIDEO)).to_have_count(1, timeout=(WAIT_FOR_START_S + 8) * 1000)
+    assert await page.locator(VIDEO).count() == 0
+    await expect(page.locator(VIDEO)).to_have_count(1, timeout=(WAIT_FOR_START_S + 8) * 1000)
     await expect(countdown).to_be_hidden()
-    await _playing(page)
-    await _wait_near_live(page, soon["start_ms"])
-    assert await page.locator(_VIDEO).evaluate("(video) => video.currentTime") < 10
+    await playing(page)
+    await wait_near_live(page, soon["start_ms"])
+    assert await page.locator(VIDEO).evaluate("(video) => video.currentTime") < 10
     assert console.errors == [], console.errors
     await page.context.close()
 
@@ -278,11 +209,11 @@ async def _late_joiner(
     await page.context.add_init_script(script=_NOT_ACTIVATED)
     await page.goto(f"{server.base_url}/j/{ada['token']}")
     await expect(page.get_by_role("heading", name="Room webinar", level=1)).to_be_visible()
-    video = page.locator(_VIDEO)
+    video = page.locator(VIDEO)
     await expect(video).to_have_attribute("data-player", "hls.js")
-    await _playing(page)
-    await _wait_near_live(page, start_ms)
-    assert abs(await _behind_live(page, start_ms)) < TOLERANCE_S
+    await playing(page)
+    await wait_near_live(page, start_ms)
+    assert abs(await behind_live(page, start_ms)) < TOLERANCE_S
     assert await video.evaluate("(video) => video.controls") is False
     await expect(page.locator(".room-live-badge")).to_have_text("Live")
     # Browsers start without sound until the visitor does something: one click turns it on.
@@ -298,14 +229,14 @@ async def _late_joiner(
         "(video) => { video.currentTime += 30; return video.currentTime; }"
     )
     assert jumped - (await page.evaluate(f"() => (Date.now() - {start_ms}) / 1000")) > 20
-    await _wait_near_live(page, start_ms)
-    assert await _behind_live(page, start_ms) > -TOLERANCE_S
+    await wait_near_live(page, start_ms)
+    assert await behind_live(page, start_ms) > -TOLERANCE_S
     await expect(page.get_by_role("button", name="Back to live")).to_be_hidden()
 
     # The poll opened before this attendee arrived; the offer's moment has not come yet.
-    poll = _card(page, POLL)
+    poll = card(page, POLL)
     await expect(poll).to_be_visible()
-    offer = _card(page, OFFER)
+    offer = card(page, OFFER)
     await expect(offer).to_have_count(0)
     await poll.get_by_label("Home").check()
     await poll.get_by_role("button", name="Vote").click()
@@ -385,7 +316,7 @@ async def _late_joiner(
     assert tab.url == f"{server.base_url}/readyz"
     await tab.close()
 
-    await _wait_near_live(page, start_ms)
+    await wait_near_live(page, start_ms)
     # Wide screens: the chat beside the player, not below it.
     player_box = await page.locator("[data-room-player]").bounding_box()
     chat_box = await page.locator("[data-room-chat]").bounding_box()
@@ -406,8 +337,8 @@ async def _late_joiner(
     await expect(mine).to_contain_text(MESSAGE)
     await expect(answer_item).to_contain_text(REPLY)
     await expect(poll).to_contain_text("2 answers in total")
-    await _playing(page)
-    await _wait_near_live(page, start_ms)
+    await playing(page)
+    await wait_near_live(page, start_ms)
     # While the server was away the browser logged the refused socket connections, nothing else.
     unexpected = [e for e in console.errors if "WebSocket connection to" not in e]
     assert unexpected == [], unexpected
@@ -422,28 +353,28 @@ async def _replay(browser: Browser, server: EncoreServer, made: dict[str, Any]) 
     await page.goto(f"{server.base_url}/j/{replay['people'][0]['token']}")
     start = page.get_by_role("button", name="Start watching")
     await expect(start).to_be_visible()
-    video = page.locator(_VIDEO)
+    video = page.locator(VIDEO)
     assert await video.evaluate("(video) => video.controls") is True
     chat_list = page.locator("[data-chat-list]")
     await expect(chat_list).not_to_contain_text(CHAT_AT)
     await expect(page.locator("[data-interaction]")).to_have_count(0)
     await start.click()
-    await _playing(page)
+    await playing(page)
     await expect(chat_list).to_contain_text(CHAT_AT, timeout=STEP_TIMEOUT_S * 1000)
     assert await video.evaluate("(video) => video.currentTime") >= 2.5
     await video.evaluate("(video) => { video.currentTime = 100; }")
     await page.wait_for_function(
         f"""() => {{
-            const video = document.querySelector("{_VIDEO}");
+            const video = document.querySelector("{VIDEO}");
             return !video.seeking && video.currentTime >= 100 && !video.paused;
         }}""",
         timeout=STEP_TIMEOUT_S * 1000,
     )
-    poll = _card(page, POLL)
+    poll = card(page, POLL)
     await expect(poll).to_contain_text("Answers were collected during the live session.")
     await expect(poll).to_contain_text("0 answers in total")
     await expect(poll.get_by_role("button", name="Vote")).to_have_count(0)
-    await expect(_card(page, OFFER)).to_be_visible()
+    await expect(card(page, OFFER)).to_be_visible()
     assert await video.evaluate("(video) => video.currentTime") >= 100
     assert console.errors == [], console.errors
     # Leaving tells the server where the player was; coming back continues from there.
@@ -455,8 +386,8 @@ async def _replay(browser: Browser, server: EncoreServer, made: dict[str, Any]) 
     again = page.get_by_role("button", name="Continue watching")
     await expect(again).to_be_visible()
     await again.click()
-    await _playing(page)
-    assert await page.locator(_VIDEO).evaluate("(video) => video.currentTime") >= 99
+    await playing(page)
+    assert await page.locator(VIDEO).evaluate("(video) => video.currentTime") >= 99
     assert console.errors == [], console.errors
     await page.context.close()
 
@@ -470,21 +401,21 @@ async def _on_demand(browser: Browser, server: EncoreServer, made: dict[str, Any
     await page.goto(f"{server.base_url}/j/{watch['people'][0]['token']}")
     start = page.get_by_role("button", name="Start watching")
     await expect(start).to_be_visible()
-    video = page.locator(_VIDEO)
+    video = page.locator(VIDEO)
     assert await video.evaluate("(video) => video.paused") is True
     await start.click()
-    await _playing(page)
+    await playing(page)
     assert await video.evaluate("(video) => video.currentTime") < 3
     await page.get_by_role("button", name="Pause").click()
     paused_at = await video.evaluate("(video) => video.paused ? video.currentTime : -1")
     assert paused_at >= 0
     await asyncio.sleep(3)
     await page.get_by_role("button", name="Play").click()
-    await _playing(page)
+    await playing(page)
     resumed_at = await video.evaluate("(video) => video.currentTime")
     assert paused_at <= resumed_at < paused_at + 1.5, (paused_at, resumed_at)
     # The server follows this attendee's own clock: the poll at its moment takes the answer.
-    poll = _card(page, POLL)
+    poll = card(page, POLL)
     await expect(poll).to_be_visible(timeout=(POLL_AT_S + 5) * 1000)
     await poll.get_by_label("Office").check()
     await poll.get_by_role("button", name="Vote").click()
@@ -492,12 +423,12 @@ async def _on_demand(browser: Browser, server: EncoreServer, made: dict[str, Any
     await expect(poll.locator(".room-result.is-mine")).to_contain_text("Office")
 
     # A required rating stops the video until it is answered, then the video goes on.
-    rating = _card(page, "Rate the sound")
+    rating = card(page, "Rate the sound")
     await expect(rating).to_be_visible(timeout=(REQUIRED_AT_S + 5) * 1000)
     hold = page.get_by_text("Please answer to continue watching.")
     await expect(hold).to_be_visible()
     await page.wait_for_function(
-        f'() => document.querySelector("{_VIDEO}").paused', timeout=STEP_TIMEOUT_S * 1000
+        f'() => document.querySelector("{VIDEO}").paused', timeout=STEP_TIMEOUT_S * 1000
     )
     await page.get_by_role("button", name="Play").click()
     await asyncio.sleep(0.5)
@@ -506,7 +437,7 @@ async def _on_demand(browser: Browser, server: EncoreServer, made: dict[str, Any
     await rating.get_by_role("button", name="Send answer").click()
     await expect(rating).to_contain_text("Average: 4 of 5")
     await expect(hold).to_be_hidden()
-    await _playing(page)
+    await playing(page)
     assert console.errors == [], console.errors
     await page.context.close()
 
@@ -518,7 +449,7 @@ async def _ended(browser: Browser, server: EncoreServer, made: dict[str, Any]) -
     await page.goto(f"{server.base_url}/j/{gone['people'][0]['token']}")
     await expect(page.get_by_role("heading", name="Thanks for watching")).to_be_visible()
     await expect(page.locator("[data-room-notice]")).to_be_hidden()
-    assert await page.locator(_VIDEO).count() == 0
+    assert await page.locator(VIDEO).count() == 0
     await expect(page.locator("[data-interaction]")).to_have_count(0)
     assert console.errors == [], console.errors
     await page.context.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,26 +20,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server in a thread on loopback."""
-    with moto.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
-    """A boto3 client on the moto server, to set up and inspect the bucket."""
-    moto.isolate_aws_env(monkeypatch, tmp_path)
-    return moto.client(s3_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: S3Client) -> str:
-    """A fresh bucket."""
-    return moto.new_bucket(s3)
 
 
 @pytest.fixture

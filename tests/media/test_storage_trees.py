@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,18 +51,6 @@ def test_tree_files_puts_playlists_last_and_the_master_at_the_end(tmp_path: Path
         "360p/index.m3u8",
         "master.m3u8",
     ]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
-    moto.isolate_aws_env(monkeypatch, tmp_path)
-    return moto.client(s3_endpoint)
 
 
 @pytest.fixture(params=["local", "s3"])

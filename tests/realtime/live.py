@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import socketio
 import uvicorn
+from starlette.types import ASGIApp
 
 from app.main import create_app
 from app.settings import Settings
@@ -32,11 +33,29 @@ class LiveServer:
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     """Serve create_app() with uvicorn on a free loopback port inside this event loop."""
     app = create_app(settings, manage_db=False)  # the database fixture owns the connection
+    sio: socketio.AsyncServer = app.sio
+    async with serve_on_loopback(app, sio, lifespan="on", stop=sio.hub.shutdown) as url:
+        yield LiveServer(url=url, sio=sio)
+
+
+@asynccontextmanager
+async def serve_on_loopback(
+    app: ASGIApp,
+    sio: socketio.AsyncServer,
+    *,
+    lifespan: Literal["on", "off"],
+    stop: Callable[[], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port inside this event loop; its base URL.
+
+    On the way out `stop` runs first, then uvicorn ends and the Redis manager of `sio` (if it
+    has one) is closed.
+    """
     config = uvicorn.Config(
         app,
         host=HOST,
         port=0,
-        lifespan="on",
+        lifespan=lifespan,
         log_config=None,
         access_log=False,
         ws="websockets-sansio",
@@ -51,10 +70,9 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
                     pytest.fail("uvicorn stopped before it started")
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield LiveServer(url=f"http://{HOST}:{port}", sio=app.sio)
+        yield f"http://{HOST}:{port}"
     finally:
-        sio: socketio.AsyncServer = app.sio
-        await sio.hub.shutdown()
+        await stop()
         server.should_exit = True
         await asyncio.wait_for(task, STEP_TIMEOUT)
         await close_redis_manager(sio.manager)
@@ -131,6 +149,13 @@ class Peer:
 
     async def close(self) -> None:
         await self.client.disconnect()
+
+
+def new_peer(peers: list[Peer]) -> Peer:
+    """A new client, kept in `peers` so that it is disconnected at the end of the test."""
+    peer = Peer()
+    peers.append(peer)
+    return peer
 
 
 async def until(condition: Callable[[], Awaitable[bool] | bool], what: str) -> None:

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import socketio
-import uvicorn
 
 from app.realtime.fanout import FanoutManager, FanoutRedisManager
 from app.realtime.hub import create_server
 from app.settings import Settings
 from tests.conftest import require
-from tests.realtime.live import HOST, STEP_TIMEOUT, Peer, close_redis_manager, until
+from tests.realtime.live import STEP_TIMEOUT, Peer, close_redis_manager, serve_on_loopback, until
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -37,39 +36,10 @@ async def bare_server(manager: Any) -> AsyncIterator[tuple[str, socketio.AsyncSe
         return True
 
     sio.on("connect", connect)
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio),
-        host=HOST,
-        port=0,
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(STEP_TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    pytest.fail("uvicorn stopped before it started")
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{HOST}:{port}", sio
-    finally:
-        await sio.shutdown()
-        server.should_exit = True
-        await asyncio.wait_for(task, STEP_TIMEOUT)
-        await close_redis_manager(sio.manager)
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        await peer.close()
+    async with serve_on_loopback(
+        socketio.ASGIApp(sio), sio, lifespan="off", stop=sio.shutdown
+    ) as url:
+        yield url, sio
 
 
 async def connect(url: str, peers: list[Peer], room: str = "") -> Peer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import httpx
@@ -24,30 +23,10 @@ from tests.realtime.live import (
     Peer,
     close_redis_manager,
     live_server,
+    new_peer,
 )
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    """Clients created by a test, all disconnected at the end."""
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        await peer.close()
-
-
-def new_peer(peers: list[Peer]) -> Peer:
-    peer = Peer()
-    peers.append(peer)
-    return peer
-
-
-@pytest.fixture
-async def server(database: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(database) as running:
-        yield running
 
 
 async def session_token(user: StaffUser, stage: SessionStage = SessionStage.FULL) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
@@ -35,30 +34,10 @@ from app.services import auth, crypto, engagement, interactions, profiles
 from app.services import room as room_service
 from app.settings import Settings
 from tests.conftest import make_user, require
-from tests.realtime.live import STEP_TIMEOUT, LiveServer, Peer, live_server, until
+from tests.realtime.live import STEP_TIMEOUT, LiveServer, Peer, live_server, new_peer, until
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 VIDEO_SECONDS = 1800.0
-
-
-@pytest.fixture
-async def server(database: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(database) as running:
-        yield running
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        await peer.close()
-
-
-def new_peer(peers: list[Peer]) -> Peer:
-    peer = Peer()
-    peers.append(peer)
-    return peer
 
 
 async def make_session(

@@ -23,14 +23,6 @@ async def server(database: Settings) -> AsyncIterator[LiveServer]:
     mail.use_mailer(None)
 
 
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        await peer.close()
-
-
 async def test_each_attendee_gets_the_follow_up_for_what_they_did_in_the_room(
     server: LiveServer, peers: list[Peer]
 ) -> None:

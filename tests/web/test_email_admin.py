@@ -21,22 +21,13 @@ from app.models import (
 )
 from app.services import crypto, mail, sequences
 from app.settings import Settings
-from tests.conftest import csrf_token, login, make_user
+from tests.web.staff import sign_in
 
 
 @pytest.fixture(autouse=True)
 def configured_mailer() -> None:
     """The outbox mailer the settings choose."""
     mail.use_mailer(None)
-
-
-async def sign_in(client: httpx.AsyncClient, role: Role = Role.EDITOR) -> str:
-    """Sign in with a role; the CSRF token of the admin pages."""
-    if role != Role.OWNER:
-        await make_user(Role.OWNER)
-    user = await make_user(role, email=f"{role.value}-user@example.com", name="Grace Hopper")
-    assert (await login(client, user.email)).status_code == 303
-    return await csrf_token(client, "/admin")
 
 
 def url(webinar: Webinar, tail: str = "") -> str:

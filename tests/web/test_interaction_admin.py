@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,21 +31,12 @@ from app.settings import Settings, load_settings, use_settings
 from media.storage import LocalStorage
 from media.thumbnails import plan_sprites, thumbnails_vtt
 from tests import s3 as moto
-from tests.conftest import csrf_token, login, make_user
+from tests.web.staff import sign_in
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 PDF = b"%PDF-1.4\n" + b"slides " * 200
-
-
-async def sign_in(client: httpx.AsyncClient, role: Role = Role.EDITOR) -> str:
-    """Sign in with a role; the CSRF token of the admin pages."""
-    if role != Role.OWNER:
-        await make_user(Role.OWNER)
-    user = await make_user(role, email=f"{role.value}-user@example.com", name="Grace Hopper")
-    assert (await login(client, user.email)).status_code == 303
-    return await csrf_token(client, "/admin")
 
 
 def url(webinar: Webinar, tail: str = "") -> str:
@@ -605,20 +595,6 @@ async def test_downloads_the_token_does_not_reach_are_not_found(
 
 
 # --- S3 ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server in a thread, listening on a free loopback port."""
-    with moto.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
-    """A plain boto3 client on the moto server; nothing of this machine's AWS setup leaks in."""
-    moto.isolate_aws_env(monkeypatch, tmp_path)
-    return moto.client(s3_endpoint)
 
 
 @pytest.fixture

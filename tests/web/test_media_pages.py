@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,18 +133,6 @@ async def test_media_refuses_everything_but_published_outputs(
 
 
 # --- /media from a private S3 bucket ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
-    moto.isolate_aws_env(monkeypatch, tmp_path)
-    return moto.client(s3_endpoint)
 
 
 @pytest.fixture(params=["presigned", "public"])

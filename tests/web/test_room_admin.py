@@ -11,16 +11,7 @@ import pytest
 from app.models import AuditEvent, Role, Webinar
 from app.services import room_settings
 from app.settings import Settings
-from tests.conftest import csrf_token, login, make_user
-
-
-async def sign_in(client: httpx.AsyncClient, role: Role = Role.EDITOR) -> str:
-    """Sign in with a role; the CSRF token of the admin pages."""
-    if role != Role.OWNER:
-        await make_user(Role.OWNER)
-    user = await make_user(role, email=f"{role.value}-user@example.com", name="Grace Hopper")
-    assert (await login(client, user.email)).status_code == 303
-    return await csrf_token(client, "/admin")
+from tests.web.staff import sign_in
 
 
 def url(webinar: Webinar, tail: str = "") -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -25,26 +24,6 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 S3 = "/admin/uploads/s3"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server in a thread, listening on a free loopback port."""
-    with moto.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Client:
-    """A plain boto3 client on the moto server; nothing of this machine's AWS setup leaks in."""
-    moto.isolate_aws_env(monkeypatch, tmp_path)
-    return moto.client(s3_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: S3Client) -> str:
-    """A fresh bucket per test."""
-    return moto.new_bucket(s3)
 
 
 @pytest.fixture
