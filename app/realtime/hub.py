@@ -17,11 +17,11 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
+from starlette.requests import cookie_parser
 
 from app import i18n
 from app.models import SessionStage, StaffUser, WebinarSession
@@ -40,7 +40,11 @@ EVENT_RATE = 10.0  # events per second a connection may send on average
 EVENT_BURST = 30.0
 CHAT_RATE = 1.0  # chat messages per second, on top of the room's slow mode
 CHAT_BURST = 5.0
-MAX_REFUSED = 200  # a connection refused this many times is a flood: it is disconnected
+MAX_REFUSED = 200  # refused this many times within REFUSED_WINDOW: a flood, disconnected
+REFUSED_WINDOW = 60.0
+MAX_TABS = 5  # connections one attendee may hold open on one web process
+HEARTBEAT_EVERY = 5.0  # seconds: a connection's heartbeats closer than this are not stored
+STAFF_CHECK = 10.0  # seconds between checks that the team's open consoles are still signed in
 TEAM_TTL = 60  # seconds a web process's count of connected staff stays valid in Redis
 TEAM_CACHE = 2.0  # seconds an answer to "is the team online?" is reused
 
@@ -68,15 +72,29 @@ class Bucket:
 
 
 @dataclass
+class Limits:
+    """The rate limits of one person: an attendee's tabs share them (and the chat's order)."""
+
+    events: Bucket = field(default_factory=lambda: Bucket(EVENT_RATE, EVENT_BURST))
+    chats: Bucket = field(default_factory=lambda: Bucket(CHAT_RATE, CHAT_BURST))
+    chat_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # slow mode: check, then write
+    sockets: int = 0
+
+
+@dataclass
 class Connection:
     """One socket: an attendee's (with their admission) or a staff member's."""
 
     attendee: room.Attendee | None = None
     staff_id: int | None = None
     role: str = ""
-    events: Bucket = field(default_factory=lambda: Bucket(EVENT_RATE, EVENT_BURST))
-    chats: Bucket = field(default_factory=lambda: Bucket(CHAT_RATE, CHAT_BURST))
+    staff_token: str = ""  # the sign-in the console connected with: it must stay valid
+    moderates: bool = False  # counted as the team being online (may answer the chat)
+    limits: Limits = field(default_factory=Limits)
     refused: int = 0
+    refused_since: float = 0.0
+    last_heartbeat: float = -HEARTBEAT_EVERY
+    clicked: set[int] = field(default_factory=set)
 
 
 def _allowed_origins(settings: Settings) -> list[str]:
@@ -85,8 +103,8 @@ def _allowed_origins(settings: Settings) -> list[str]:
 
 
 def _cookie(environ: dict[str, Any], name: str) -> str:
-    morsel = SimpleCookie(environ.get("HTTP_COOKIE", "")).get(name)
-    return morsel.value if morsel else ""
+    # Starlette's parser, as for the pages: other sites' odd cookie names do not hide ours.
+    return cookie_parser(environ.get("HTTP_COOKIE", "")).get(name, "")
 
 
 def ok(**values: Any) -> dict[str, Any]:
@@ -111,7 +129,10 @@ class Hub:
         self.dirty_results: dict[tuple[int, int], Any] = {}
         self.dirty_clicks: dict[tuple[int, int], Any] = {}
         self.dirty_sessions: set[int] = set()
-        self.local_staff = 0
+        self.local_staff = 0  # connected team members who may answer the chat
+        self.limits: dict[int, Limits] = {}  # per registrant with a connection here
+        self._staff_checked = time.monotonic()
+        self._closing: set[asyncio.Task[None]] = set()
         self.process_key = f"{settings.redis_channel}:team:{os.getpid()}:{id(self)}"
         self._redis: Any = None
         self._team_cache: tuple[float, bool] = (0.0, False)
@@ -214,7 +235,9 @@ class Hub:
         dirty, self.dirty_results = self.dirty_results, {}
         for (_interaction_id, session_id), interaction in dirty.items():
             results = await room.tally(interaction, session_id, fresh=True)
-            await self.sio.emit(protocol.RESULTS, results, room=protocol.session_room(session_id))
+            # Attendees who have not answered a quiz yet must not find its answer on the wire.
+            shared = {**results, "results": interactions.for_everyone(results["results"])}
+            await self.sio.emit(protocol.RESULTS, shared, room=protocol.session_room(session_id))
             await self.sio.emit(protocol.RESULTS, results, room=protocol.STAFF_ROOM)
         clicked, self.dirty_clicks = self.dirty_clicks, {}
         for (_interaction_id, session_id), interaction in clicked.items():
@@ -227,8 +250,34 @@ class Hub:
             for session_id, online in counts.items():
                 payload: protocol.AttendancePayload = {"session_id": session_id, "online": online}
                 await self.sio.emit(protocol.ATTENDANCE, payload, room=protocol.STAFF_ROOM)
+        if time.monotonic() - self._staff_checked >= STAFF_CHECK:
+            self._staff_checked = time.monotonic()
+            await self._check_staff()
         if self.settings.redis_url and self.local_staff:
             await self._publish_team()
+
+    async def _check_staff(self) -> None:
+        """Close the consoles whose sign-in ended; follow role changes of the others."""
+        staff = {sid: c for sid, c in self.connections.items() if c.staff_id is not None}
+        if not staff:
+            return
+        live = await auth.signed_in({c.staff_token for c in staff.values()})
+        for sid, connection in staff.items():
+            role = live.get(connection.staff_token)
+            if role is None:
+                await self.sio.disconnect(sid)
+            else:
+                connection.role = role.value
+                await self._set_moderates(connection, can(role, Permission.MODERATE))
+
+    async def _set_moderates(self, connection: Connection, moderates: bool) -> None:
+        """Count a team member as able to answer the chat, or no longer."""
+        if connection.moderates == moderates:
+            return
+        connection.moderates = moderates
+        self.local_staff += 1 if moderates else -1
+        if self.local_staff == (1 if moderates else 0) and not self._stopping:
+            await self._team_changed()
 
     def send(self, target: str, message: dict[str, Any]) -> None:
         """Queue one chat item for its room's batch (sent at once if the room was quiet)."""
@@ -283,9 +332,20 @@ class Hub:
         """Admit an attendee by join token, or a signed-in staff member by cookie."""
         self.ensure_ticker()
         token = auth_data.get("token") if isinstance(auth_data, dict) else None
-        if isinstance(token, str) and token:
-            return await self._connect_attendee(sid, token)
-        return await self._connect_staff(sid, environ)
+        try:
+            if isinstance(token, str) and token:
+                return await self._connect_attendee(sid, token)
+            return await self._connect_staff(sid, environ)
+        except socketio.exceptions.ConnectionRefusedError:
+            await self._forget(sid)
+            raise
+        except Exception:
+            # Anything else would leave the socket half connected, and never disconnected.
+            log.exception("connect failed")
+            await self._forget(sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                FAILED, {"code": "server_error"}
+            ) from None
 
     async def _connect_attendee(self, sid: str, token: str) -> bool:
         now = auth.utcnow()
@@ -296,7 +356,16 @@ class Hub:
                 error.message, {"code": error.code}
             ) from None
         attendee = admission.attendee
-        self.connections[sid] = Connection(attendee=attendee)
+        limits = self.limits.get(attendee.registrant_id)
+        if limits is not None and limits.sockets >= MAX_TABS:
+            raise socketio.exceptions.ConnectionRefusedError(
+                i18n.gettext(attendee.language, "This link is open in too many tabs already."),
+                {"code": "too_many_tabs"},
+            )
+        if limits is None:
+            limits = self.limits[attendee.registrant_id] = Limits()
+        limits.sockets += 1
+        self.connections[sid] = Connection(attendee=attendee, limits=limits)
         await self.sio.enter_room(sid, protocol.session_room(attendee.session_id))
         await self.sio.enter_room(sid, protocol.attendee_room(attendee.registrant_id))
         admission.payload["team_online"] = await self.team_online()
@@ -307,7 +376,8 @@ class Hub:
         return True
 
     async def _connect_staff(self, sid: str, environ: dict[str, Any]) -> bool:
-        session = await auth.resolve_session(_cookie(environ, "encore_session"))
+        token = _cookie(environ, "encore_session")
+        session = await auth.resolve_session(token)
         if session is None or session.stage != SessionStage.FULL:
             # (message, data): the client's connect_error then carries both as they are;
             # a single dict argument would reach it as its Python repr.
@@ -316,20 +386,48 @@ class Hub:
             )
         user = session.user
         assert isinstance(user, StaffUser)
-        self.connections[sid] = Connection(staff_id=user.id, role=user.role.value)
+        connection = Connection(staff_id=user.id, role=user.role.value, staff_token=token)
+        self.connections[sid] = connection
         await self.sio.enter_room(sid, protocol.STAFF_ROOM)
         hello: protocol.HelloPayload = {"role": user.role.value, "name": user.name}
         await self.sio.emit(protocol.HELLO, hello, to=sid)
-        self.local_staff += 1
-        if self.local_staff == 1:
-            await self._team_changed()
+        await self._set_moderates(connection, can(user.role, Permission.MODERATE))
         return True
 
-    async def disconnect(self, sid: str) -> None:
-        """Record an attendee's leave; tell attendees when the last team member left."""
+    def _close_soon(self, sid: str) -> None:
+        """Disconnect a socket once the refusal being answered has gone out to it."""
+
+        async def close() -> None:
+            await asyncio.sleep(0.2)
+            await self.sio.disconnect(sid)
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _forget(self, sid: str) -> None:
+        """Undo what a connection holds here (its rate limits, its place in the team count)."""
         connection = self.connections.pop(sid, None)
         if connection is None:
             return
+        if connection.attendee is not None:
+            limits = connection.limits
+            limits.sockets -= 1
+            if limits.sockets <= 0:
+                self.limits.pop(connection.attendee.registrant_id, None)
+        if connection.moderates:
+            connection.moderates = False
+            self.local_staff -= 1
+            if self.local_staff == 0 and not self._stopping:
+                with contextlib.suppress(Exception):
+                    await self._team_changed()
+
+    async def disconnect(self, sid: str) -> None:
+        """Record an attendee's leave; tell attendees when the last team member left."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return
+        await self._forget(sid)
         if connection.attendee is not None:
             attendee = connection.attendee
             now = auth.utcnow()
@@ -339,10 +437,6 @@ class Hub:
             if not self._stopping:
                 await attendance.record(attendance.LEAVE, attendee.presence, now, position)
                 self.dirty_sessions.add(attendee.session_id)
-        elif connection.staff_id is not None:
-            self.local_staff -= 1
-            if self.local_staff == 0 and not self._stopping:
-                await self._team_changed()
 
     # --- guards --------------------------------------------------------------------------------
 
@@ -351,7 +445,11 @@ class Hub:
     ) -> dict[str, Any] | None:
         if connection is None:
             return refused("not_connected", "Connect first.")
-        if not connection.events.take() or (chat_event and not connection.chats.take()):
+        limits = connection.limits
+        if not limits.events.take() or (chat_event and not limits.chats.take()):
+            now = time.monotonic()
+            if now - connection.refused_since > REFUSED_WINDOW:
+                connection.refused, connection.refused_since = 0, now
             connection.refused += 1
             if connection.refused >= MAX_REFUSED:
                 log.warning("disconnecting a flooding connection", extra={"sid": sid})
@@ -388,7 +486,7 @@ class Hub:
             if chat_event:
                 # A message the room refused (empty, too long...) is not held against the
                 # sender's chat rate; every event still counts against the general one.
-                connection.chats.refund()
+                connection.limits.chats.refund()
             return refused(error.code, error.message)
         except Exception:
             log.exception("attendee event failed")
@@ -411,11 +509,20 @@ class Hub:
         assert connection is not None
         if connection.staff_id is None:
             return refused("forbidden", "Only the team sends this.")
-        # Read again on every event: a role taken away or an account disabled holds at once.
-        user = await StaffUser.get_or_none(id=connection.staff_id, is_active=True)
-        if user is None:
-            await self.sio.disconnect(sid)
+        # Read again on every event: a sign-out, a disabled account or a role taken away holds
+        # at once (and an idle console is closed by the periodic check).
+        session = await auth.resolve_session(connection.staff_token)
+        if (
+            session is None
+            or session.stage != SessionStage.FULL
+            or session.user.id != connection.staff_id
+        ):
+            self._close_soon(sid)
             return refused("unauthenticated", "Sign in again.")
+        user = session.user
+        assert isinstance(user, StaffUser)
+        connection.role = user.role.value
+        await self._set_moderates(connection, can(user.role, Permission.MODERATE))
         if not can(user.role, permission):
             return refused("forbidden", "Your role may not do this.")
         if data is None:
@@ -450,10 +557,12 @@ class Hub:
         """An attendee writes in the chat."""
 
         async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
-            now = auth.utcnow()
-            posted = await chat.post(
-                attendee, payload.get("body"), now, team_online=await self.team_online()
-            )
+            team_online = await self.team_online()
+            # One message of a person at a time, so slow mode sees the one before (other tabs too).
+            async with self.connections[sid].limits.chat_lock:
+                posted = await chat.post(
+                    attendee, payload.get("body"), auth.utcnow(), team_online=team_online
+                )
             message = posted.message
             if message["visibility"] == "public":
                 self.send(protocol.session_room(attendee.session_id), message)
@@ -488,7 +597,12 @@ class Hub:
         """An attendee opens an offer, a download or a link."""
 
         async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
+            connection = self.connections[sid]
+            target = payload.get("interaction_id")
+            if isinstance(target, int) and target in connection.clicked:
+                return ok()  # counted already: opening it again adds nothing
             interaction = await room.click(attendee, payload.get("interaction_id"), auth.utcnow())
+            connection.clicked.add(interaction.id)
             self.dirty_clicks[(interaction.id, attendee.session_id)] = interaction
             return ok()
 
@@ -504,6 +618,10 @@ class Hub:
             now = auth.utcnow()
             seconds = attendee.clamp_reported(float(position), now)
             attendee.reported_position = seconds
+            connection = self.connections[sid]
+            if time.monotonic() - connection.last_heartbeat < HEARTBEAT_EVERY:
+                return ok()  # the player reports every 20 s: more often is not stored
+            connection.last_heartbeat = time.monotonic()
             self.heartbeats.add(
                 attendee.presence, now, seconds, playing=payload.get("playing") is True
             )
@@ -730,6 +848,19 @@ def create_emitter(settings: Settings) -> socketio.AsyncRedisManager:
     )
 
 
+def _one_argument(
+    handler: Callable[[str, Any], Awaitable[dict[str, Any]]],
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The handler, answering a refusal when the event carries more than one argument."""
+
+    async def run(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        if extra:
+            return refused("bad_request", "Send one object with this event.")
+        return await handler(sid, data)
+
+    return run
+
+
 def _register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def connect(sid: str, environ: dict[str, Any], auth_data: Any = None) -> bool:
         return await hub.connect(sid, environ, auth_data)
@@ -756,9 +887,9 @@ def _register(sio: socketio.AsyncServer, hub: Hub) -> None:
         protocol.PUSH: hub.on_push,
     }
     for name, handler in handlers.items():
-        sio.on(name, handler)
+        sio.on(name, _one_argument(handler))
 
-    async def unknown(event: str, sid: str, data: Any = None) -> dict[str, Any]:
+    async def unknown(event: str, sid: str, *data: Any) -> dict[str, Any]:
         del data
         connection = hub.connections.get(sid)
         if connection is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -13,6 +14,7 @@ from tortoise.transactions import in_transaction
 from app.models import (
     LoginAttempt,
     RecoveryCode,
+    Role,
     SessionStage,
     StaffSession,
     StaffUser,
@@ -196,6 +198,27 @@ async def resolve_session(token: str, *, now: datetime | None = None) -> StaffSe
         session.last_seen_at = now
         await session.save(update_fields=["last_seen_at"])
     return session
+
+
+async def signed_in(tokens: Collection[str], *, now: datetime | None = None) -> dict[str, Role]:
+    """Which cookie tokens still hold a full, live session of an active user, with its role.
+
+    Nothing is touched or deleted: this is the check of connections kept open (the console's
+    socket), which must end when their sign-in ends.
+    """
+    if not tokens:
+        return {}
+    now = now or utcnow()
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    by_hash = {crypto.hash_token(token): token for token in tokens if token and len(token) <= 128}
+    rows = await StaffSession.filter(
+        token_hash__in=list(by_hash),
+        stage=SessionStage.FULL,
+        expires_at__gt=now,
+        last_seen_at__gt=now - idle,
+        user__is_active=True,
+    ).values_list("token_hash", "user__role")
+    return {by_hash[token_hash]: Role(role) for token_hash, role in rows}
 
 
 async def end_session(token: str) -> None:

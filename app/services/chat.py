@@ -29,7 +29,15 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import attendance, audit, crypto, delivery, room_settings, unsubscribe
+from app.services import (
+    attendance,
+    audit,
+    crypto,
+    delivery,
+    ids,
+    room_settings,
+    unsubscribe,
+)
 from app.settings import get_settings
 
 if TYPE_CHECKING:
@@ -251,7 +259,9 @@ class Replied:
 async def _session(session_id: object) -> WebinarSession:
     if not isinstance(session_id, int) or isinstance(session_id, bool):
         raise ChatError("bad_request", "session_id must be a number.")
-    session = await WebinarSession.get_or_none(id=session_id).prefetch_related("webinar")
+    session = None
+    if ids.is_id(session_id):
+        session = await WebinarSession.get_or_none(id=session_id).prefetch_related("webinar")
     if session is None:
         raise ChatError("unknown_session", "That session does not exist.")
     return session
@@ -276,14 +286,16 @@ async def reply(
     if reply_to is not None:
         if not isinstance(reply_to, int) or isinstance(reply_to, bool):
             raise ChatError("bad_request", "reply_to must be a message id.")
-        original = await ChatMessage.get_or_none(id=reply_to, session_id=session.id)
+        if ids.is_id(reply_to, big=True):
+            original = await ChatMessage.get_or_none(id=reply_to, session_id=session.id)
         if original is None:
             raise ChatError("unknown_message", "That message is not in this session.")
     target: int | None = None
     if not public:
         if original is not None:
             target = original.registrant_id  # type: ignore[attr-defined]
-        elif isinstance(registrant_id, int) and not isinstance(registrant_id, bool):
+        elif ids.is_id(registrant_id):
+            assert isinstance(registrant_id, int)
             target = registrant_id
         if target is None or not await Registrant.exists(id=target, session_id=session.id):
             raise ChatError(
@@ -410,7 +422,9 @@ async def moderate(
         raise ChatError("bad_request", "message_id must be a number.")
     if action not in ("approve", "pin", "unpin", "delete"):
         raise ChatError("bad_request", "action must be approve, pin, unpin or delete.")
-    message = await ChatMessage.get_or_none(id=message_id, deleted_at=None)
+    message = None
+    if ids.is_id(message_id, big=True):
+        message = await ChatMessage.get_or_none(id=message_id, deleted_at=None)
     if message is None:
         raise ChatError("unknown_message", "That message does not exist or was deleted.")
     was_public = message.visibility == "public"
@@ -463,7 +477,9 @@ async def restrict(
         raise ChatError("bad_request", "registrant_id must be a number.")
     if action not in ("mute", "ban", "lift"):
         raise ChatError("bad_request", "action must be mute, ban or lift.")
-    if not await Registrant.exists(id=registrant_id, session_id=session.id):
+    if not ids.is_id(registrant_id) or not await Registrant.exists(
+        id=registrant_id, session_id=session.id
+    ):
         raise ChatError("unknown_attendee", "That attendee is not in this session.")
     if action == "lift":
         await RoomRestriction.filter(session_id=session.id, registrant_id=registrant_id).delete()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.models import Registrant, RoomRestriction, Video, WebinarSession
-from app.services import attendance, chat, interactions, room
+from app.services import attendance, chat, ids, interactions, room
 from app.services.calendar import ON_DEMAND
 
 # Sessions that started within this long are looked at (the longest video bounds it further).
@@ -70,8 +70,10 @@ async def watch(session_id: object, now: datetime) -> dict[str, Any]:
     """One session in detail: its conversation, attendees, interactions and their results."""
     if not isinstance(session_id, int) or isinstance(session_id, bool):
         raise chat.ChatError("bad_request", "session_id must be a number.")
+    session = await WebinarSession.get_or_none(id=session_id) if ids.is_id(session_id) else None
+    if session is None:
+        raise chat.ChatError("unknown_session", "That session does not exist.")
     history = await chat.session_history_for_staff(session_id)
-    session = await WebinarSession.get(id=session_id)
     online = await attendance.online_registrants(session.id, now)
     registrants = (
         await Registrant.filter(session_id=session.id)

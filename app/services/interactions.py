@@ -667,6 +667,15 @@ def shows_results(kind: str) -> bool:
     return kind in RESULT_KINDS
 
 
+# What only those who answered a quiz may see: its answer and how many got it right.
+_ANSWERED_ONLY = ("correct", "correct_share", "explanation")
+
+
+def for_everyone(results: dict[str, Any]) -> dict[str, Any]:
+    """Results as sent to a whole session: a quiz's answer left out (the page keeps it)."""
+    return {key: value for key, value in results.items() if key not in _ANSWERED_ONLY}
+
+
 def takes_answer(kind: str) -> bool:
     """Whether attendees answer this kind (offers, downloads and links are only opened)."""
     return kind in ANSWER_KINDS

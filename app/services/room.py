@@ -22,6 +22,7 @@ from app.models import (
     AnalyticsEvent,
     Interaction,
     InteractionResponse,
+    RoomRestriction,
     Video,
     Webinar,
     WebinarSession,
@@ -31,6 +32,7 @@ from app.services import (
     attendance,
     chat,
     crypto,
+    ids,
     interactions,
     registration,
     room_settings,
@@ -456,6 +458,12 @@ async def tally(
 async def _interaction_for(attendee: Attendee, interaction_id: object) -> Interaction:
     if not isinstance(interaction_id, int) or isinstance(interaction_id, bool):
         raise RoomError("bad_request", "interaction_id must be a number.")
+    if not ids.is_id(interaction_id):
+        raise RoomError(
+            "unknown_interaction",
+            "This interaction is not part of your session.",
+            attendee.language,
+        )
     interaction = await Interaction.get_or_none(id=interaction_id, webinar_id=attendee.webinar_id)
     if interaction is None or interaction.session_id not in (None, attendee.session_id):  # type: ignore[attr-defined]
         raise RoomError(
@@ -501,6 +509,11 @@ async def answer(
         value = interactions.parse_answer(interaction, raw, language=attendee.language)
     except interactions.InteractionError as error:
         raise RoomError("bad_answer", str(error)) from None
+    if interaction.kind == "question" and await RoomRestriction.exists(
+        session_id=attendee.session_id, registrant_id=attendee.registrant_id
+    ):
+        # A question goes to the team's inbox like a chat message: muted is muted for both.
+        raise RoomError("muted", "You can no longer write in this chat.", attendee.language)
     try:
         await InteractionResponse.create(
             interaction_id=interaction.id,
@@ -536,6 +549,11 @@ async def click(attendee: Attendee, interaction_id: object, now: datetime) -> In
     kind = CLICK_EVENTS.get(interaction.kind)
     if kind is None:
         raise RoomError("bad_request", "Only offers, links and downloads can be clicked.")
+    if attendee.mode(now) == "waiting" or (
+        attendee.mode(now) == "live"
+        and attendee.position(now) < interaction.opens_at_seconds - interactions.OPEN_EARLY
+    ):
+        raise RoomError("closed", "This is not open yet.", attendee.language)
     if interaction.kind != "download":
         await attendance.record(
             kind, attendee.presence, now, attendee.position(now), interaction_id=interaction.id
@@ -544,19 +562,19 @@ async def click(attendee: Attendee, interaction_id: object, now: datetime) -> In
 
 
 async def click_results(session_id: int, found: list[Interaction]) -> list[dict[str, Any]]:
-    """How often each offer, link and download was clicked in one session (for the team)."""
+    """How many people clicked each offer, link and download in one session (for the team)."""
     clickable = {i.id: CLICK_EVENTS[i.kind] for i in found if i.kind in CLICK_EVENTS}
     if not clickable:
         return []
-    counts = dict.fromkeys(clickable, 0)
+    people: dict[int, set[int]] = {iid: set() for iid in clickable}
     events: list[Any] = await AnalyticsEvent.filter(
         session_id=session_id, kind__in=set(clickable.values())
-    ).values_list("kind", "data")
-    for kind, data in events:
+    ).values_list("kind", "data", "registrant_id")
+    for kind, data, registrant_id in events:
         target = data.get("interaction_id") if isinstance(data, dict) else None
         if target in clickable and clickable[target] == kind:
-            counts[target] += 1
+            people[target].add(registrant_id)
     return [
-        {"interaction_id": iid, "session_id": session_id, "results": {"total": total}}
-        for iid, total in counts.items()
+        {"interaction_id": iid, "session_id": session_id, "results": {"total": len(who)}}
+        for iid, who in people.items()
     ]

@@ -8,11 +8,10 @@ import re
 import secrets
 import time
 from functools import lru_cache
-from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -208,9 +207,9 @@ class CSRFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cookies = SimpleCookie(Headers(scope=scope).get("cookie", ""))
-        morsel = cookies.get(CSRF_COOKIE)
-        secret = morsel.value if morsel and 20 <= len(morsel.value) <= 100 else ""
+        # Starlette's lenient parser: another site's odd cookie (`a@b`, `x[y]`) breaks nothing.
+        value = cookie_parser(Headers(scope=scope).get("cookie", "")).get(CSRF_COOKIE, "")
+        secret = value if 20 <= len(value) <= 100 else ""
         state = scope.setdefault("state", {})
         if not secret and scope["method"] not in SAFE_METHODS and self._exempt(scope["path"]):
             # A cross-site post to an exempt path (a registration, a one-click unsubscribe)

@@ -1403,7 +1403,15 @@
     if (stopped || !payload || payload.interaction_id === undefined) {
       return;
     }
-    results[payload.interaction_id] = payload.results;
+    // A quiz's answer comes only with one's own answer: later counts keep it.
+    var before = results[payload.interaction_id] || {};
+    var merged = Object.assign({}, payload.results || {});
+    ["correct", "correct_share", "explanation"].forEach(function (key) {
+      if (!(key in merged) && key in before) {
+        merged[key] = before[key];
+      }
+    });
+    results[payload.interaction_id] = merged;
     var card = cards[payload.interaction_id];
     if (card) {
       renderCard(card);

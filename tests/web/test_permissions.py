@@ -62,7 +62,7 @@ PUBLIC_PATHS = frozenset(
         "/j/{token}",
         "/j/{token}/registered",
         "/j/{token}/calendar.ics",
-        "/j/{token}/files/{interaction_id:int}",
+        "/j/{token}/files/{interaction_id:id}",
         # A contact's signed unsubscribe link (and its undo)
         "/u/{token}",
         "/u/{token}/resubscribe",
@@ -79,10 +79,10 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/account/2fa/disable": ({"password": "not my password"}, 400),
     "/account/2fa/recovery-codes": ({}, 303),
     "/admin/team/invite": ({"email": "newcomer@example.com", "role": "analyst"}, 200),
-    "/admin/team/invites/{invite_id:int}/revoke": ({}, 303),
-    "/admin/team/{user_id:int}/role": ({"role": "editor"}, 200),
-    "/admin/team/{user_id:int}/active": ({"active": "1"}, 200),
-    "/admin/team/{user_id:int}/reset-2fa": ({}, 200),
+    "/admin/team/invites/{invite_id:id}/revoke": ({}, 303),
+    "/admin/team/{user_id:id}/role": ({"role": "editor"}, 200),
+    "/admin/team/{user_id:id}/active": ({"active": "1"}, 200),
+    "/admin/team/{user_id:id}/reset-2fa": ({}, 200),
     "/admin/settings": ({"name": "Encore"}, 200),
     "/admin/settings/security": ({"require_2fa": "0"}, 303),
     # The sender is stored, a DKIM key generated (both in the settings rows), and the check of
@@ -99,23 +99,23 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/settings/sender/check": ({}, 200),
     "/admin/settings/analytics": ({"retention_days": "90"}, 200),
     # The world's video waits, so cancel fails it at once; then retry queues it again.
-    "/admin/media/{video_id:int}/cancel": ({}, 303),
-    "/admin/media/{video_id:int}/retry": ({}, 303),
+    "/admin/media/{video_id:id}/cancel": ({}, 303),
+    "/admin/media/{video_id:id}/retry": ({}, 303),
     # No file: refused with the form shown again. Removing the world's captions is visible.
-    "/admin/media/{video_id:int}/captions": ({"language": "en", "label": "English"}, 400),
-    "/admin/media/{video_id:int}/captions/{caption_id:int}/delete": ({}, 303),
+    "/admin/media/{video_id:id}/captions": ({"language": "en", "label": "English"}, 400),
+    "/admin/media/{video_id:id}/captions/{caption_id:id}/delete": ({}, 303),
     # The webinar editor. An incomplete form is refused and shown again; publishing is refused
     # while the world's webinar has no schedule (the schedule routes come later in the table).
     "/admin/webinars/new": ({"title": "Another webinar"}, 303),
-    "/admin/webinars/{webinar_id:int}": ({"title": "Renamed"}, 400),
-    "/admin/webinars/{webinar_id:int}/preview": ({"headline": "Only a preview"}, 200),
-    "/admin/webinars/{webinar_id:int}/publish": ({}, 409),
-    "/admin/webinars/{webinar_id:int}/unpublish": ({}, 303),
-    "/admin/webinars/{webinar_id:int}/duplicate": ({}, 303),
-    "/admin/webinars/{webinar_id:int}/archive": ({}, 303),
+    "/admin/webinars/{webinar_id:id}": ({"title": "Renamed"}, 400),
+    "/admin/webinars/{webinar_id:id}/preview": ({"headline": "Only a preview"}, 200),
+    "/admin/webinars/{webinar_id:id}/publish": ({}, 409),
+    "/admin/webinars/{webinar_id:id}/unpublish": ({}, 303),
+    "/admin/webinars/{webinar_id:id}/duplicate": ({}, 303),
+    "/admin/webinars/{webinar_id:id}/archive": ({}, 303),
     # The emails tab: each saves a visible change and redirects.
-    "/admin/webinars/{webinar_id:int}/emails/late": ({"late_reminders": "latest"}, 303),
-    "/admin/webinars/{webinar_id:int}/emails/new": (
+    "/admin/webinars/{webinar_id:id}/emails/late": ({"late_reminders": "latest"}, 303),
+    "/admin/webinars/{webinar_id:id}/emails/new": (
         {
             "kind": "reminder",
             "subject": "Soon",
@@ -126,32 +126,32 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
         },
         303,
     ),
-    "/admin/webinars/{webinar_id:int}/emails/{step_id:int}": (
+    "/admin/webinars/{webinar_id:id}/emails/{step_id:id}": (
         {"subject": "Changed", "body": "Hi", "amount": "5", "unit": "hours", "enabled": "on"},
         303,
     ),
     # Saving an on-demand schedule stores it (visible in the snapshot) and redirects.
-    "/admin/webinars/{webinar_id:int}/schedule": (
+    "/admin/webinars/{webinar_id:id}/schedule": (
         {"action": "save", "kind": "on_demand", "timezone": "UTC", "orphan_policy": "move"},
         303,
     ),
     # The room tab: an open chat with slow mode is stored (visible in the snapshot).
-    "/admin/webinars/{webinar_id:int}/room": (
+    "/admin/webinars/{webinar_id:id}/room": (
         {"action": "save", "chat_mode": "open", "slow_mode_seconds": "10"},
         303,
     ),
     # The interactions tab: a poll is added, the world's poll renamed, copied, then deleted
     # (each visible in the snapshot).
-    "/admin/webinars/{webinar_id:int}/interactions/new": (
+    "/admin/webinars/{webinar_id:id}/interactions/new": (
         {"kind": "poll", "title": "Added", "opens_at": "0:30", "option_1": "A", "option_2": "B"},
         303,
     ),
-    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}": (
+    "/admin/webinars/{webinar_id:id}/interactions/{interaction_id:id}": (
         {"title": "Renamed", "opens_at": "1:00", "option_1": "Yes", "option_2": "No"},
         303,
     ),
-    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/duplicate": ({}, 303),
-    "/admin/webinars/{webinar_id:int}/interactions/{interaction_id:int}/delete": ({}, 303),
+    "/admin/webinars/{webinar_id:id}/interactions/{interaction_id:id}/duplicate": ({}, 303),
+    "/admin/webinars/{webinar_id:id}/interactions/{interaction_id:id}/delete": ({}, 303),
     # People: the world's account is renamed; merging into a free-mail domain is refused; then
     # the account is removed. A segment is added, the world's renamed, counted, exported, deleted.
     "/admin/accounts/{account_key}": ({"name": "Renamed Inc", "domains": "world.example"}, 303),
@@ -160,8 +160,8 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/segments/new": ({"name": "Added", "attendance": "attended"}, 303),
     "/admin/segments/check": ({"attendance": "missed"}, 200),
     "/admin/segments/export.csv": ({"name": "Typed"}, 200),
-    "/admin/segments/{segment_id:int}": ({"name": "Renamed segment"}, 303),
-    "/admin/segments/{segment_id:int}/delete": ({}, 303),
+    "/admin/segments/{segment_id:id}": ({"name": "Renamed segment"}, 303),
+    "/admin/segments/{segment_id:id}/delete": ({}, 303),
 }
 
 
@@ -226,7 +226,7 @@ class Call:
     """One method on one guarded route."""
 
     method: str
-    path: str  # as declared, e.g. /admin/team/{user_id:int}/role
+    path: str  # as declared, e.g. /admin/team/{user_id:id}/role
     path_format: str  # with plain placeholders, e.g. /admin/team/{user_id}/role
     permission: Permission
     api: bool = False  # answers JSON 401/403 instead of redirecting or rendering a page
