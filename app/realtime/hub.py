@@ -253,6 +253,7 @@ class Hub:
         if time.monotonic() - self._staff_checked >= STAFF_CHECK:
             self._staff_checked = time.monotonic()
             await self._check_staff()
+            await self._check_bans()
         if self.settings.redis_url and self.local_staff:
             await self._publish_team()
 
@@ -269,6 +270,18 @@ class Hub:
             else:
                 connection.role = role.value
                 await self._set_moderates(connection, can(role, Permission.MODERATE))
+
+    async def _check_bans(self) -> None:
+        """Close attendees banned by a team member connected to another web process."""
+        attendees = {
+            sid: c.attendee for sid, c in self.connections.items() if c.attendee is not None
+        }
+        if not attendees:
+            return
+        banned = await chat.banned_in({a.session_id for a in attendees.values()})
+        for sid, attendee in attendees.items():
+            if (attendee.session_id, attendee.registrant_id) in banned:
+                await self.sio.disconnect(sid)
 
     async def _set_moderates(self, connection: Connection, moderates: bool) -> None:
         """Count a team member as able to answer the chat, or no longer."""
@@ -428,7 +441,8 @@ class Hub:
         if connection is None:
             return
         await self._forget(sid)
-        if connection.attendee is not None:
+        if connection.attendee is not None and connection.limits.sockets <= 0:
+            # The attendee left when their last tab closed (another open tab is still watching).
             attendee = connection.attendee
             now = auth.utcnow()
             position = attendee.position(now)
@@ -619,6 +633,8 @@ class Hub:
             seconds = attendee.clamp_reported(float(position), now)
             attendee.reported_position = seconds
             connection = self.connections[sid]
+            if attendee.mode(now) in ("waiting", "ended"):
+                return ok()  # nothing plays before the start or after the end of a session
             if time.monotonic() - connection.last_heartbeat < HEARTBEAT_EVERY:
                 return ok()  # the player reports every 20 s: more often is not stored
             connection.last_heartbeat = time.monotonic()

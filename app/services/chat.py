@@ -468,6 +468,14 @@ async def moderate(
     return result
 
 
+async def banned_in(session_ids: set[int]) -> set[tuple[int, int]]:
+    """The (session, registrant) pairs banned from these sessions."""
+    rows = await RoomRestriction.filter(session_id__in=session_ids, kind="ban").values_list(
+        "session_id", "registrant_id"
+    )
+    return {(int(session_id), int(registrant_id)) for session_id, registrant_id in rows}
+
+
 async def restrict(
     staff: StaffUser, *, session_id: object, registrant_id: object, action: object
 ) -> tuple[int, int, str]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.models import AnalyticsEvent, Interaction, Registrant
+from app.models import AnalyticsEvent, Interaction, Registrant, RoomRestriction
 from app.services import attendance
 from media.storage import Storage, StorageError
 
@@ -117,6 +117,10 @@ async def download_for(registrant: Registrant, interaction_id: int) -> Interacti
         return None
     if not isinstance((interaction.config or {}).get("file_key"), str):
         return None
+    if await RoomRestriction.exists(
+        session_id=registrant.session_id, registrant_id=registrant.id, kind="ban"
+    ):
+        return None  # banned from the room: its files too
     return interaction
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +18,9 @@ from app.models import AnalyticsEvent, ChatMessage, Interaction, Role, StaffUser
 from app.realtime import hub as hub_module
 from app.realtime import protocol
 from app.services import attendance, auth
-from tests.conftest import make_user
-from tests.realtime.live import STEP_TIMEOUT, LiveServer, Peer, new_peer, until
+from app.settings import Settings
+from tests.conftest import make_user, require
+from tests.realtime.live import STEP_TIMEOUT, LiveServer, Peer, live_server, new_peer, until
 from tests.realtime.test_room import (
     join,
     make_attendee,
@@ -28,6 +31,7 @@ from tests.realtime.test_room import (
 )
 
 HUGE = 2**40  # a whole number past any INTEGER id
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
 async def signed_in_staff(role: Role = Role.OWNER) -> tuple[StaffUser, str]:
@@ -307,3 +311,46 @@ async def test_a_muted_attendee_cannot_ask_the_team_either(
     asked = await peer.call(protocol.ANSWER, {"interaction_id": question.id, "answer": "Hi?"})
     assert asked["error"]["code"] == "muted"
     assert not await ChatMessage.filter(registrant_id=ann.id).exists()
+
+
+async def test_closing_one_of_two_tabs_is_not_a_leave(
+    server: LiveServer, peers: list[Peer]
+) -> None:
+    session = await make_session()
+    ann, token = await make_attendee(session)
+    first, _ = await join(server, peers, token)
+    second, _ = await join(server, peers, token)
+    await first.close()
+    await asyncio.sleep(0.3)
+    assert not await AnalyticsEvent.filter(registrant_id=ann.id, kind="leave").exists()
+    await second.close()
+
+    async def left() -> bool:
+        return await AnalyticsEvent.filter(registrant_id=ann.id, kind="leave").count() == 1
+
+    await until(left, "the leave when the last tab closed")
+
+
+async def test_a_ban_on_another_web_process_closes_the_attendee_here(
+    database: Settings, peers: list[Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(bool(TEST_REDIS_URL), "TEST_REDIS_URL is not set")
+    monkeypatch.setattr(hub_module, "STAFF_CHECK", 0.2)
+    settings = database.model_copy(
+        update={"redis_url": TEST_REDIS_URL, "redis_channel": f"encore-{uuid.uuid4().hex[:8]}"}
+    )
+    session = await make_session()
+    ann, token = await make_attendee(session)
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(live_server(settings))
+        second = await stack.enter_async_context(live_server(settings))
+        attendee, _ = await join(first, peers, token)
+        team = await presenter(second, peers)
+        banned = await team.call(
+            protocol.RESTRICT,
+            {"session_id": session.id, "registrant_id": ann.id, "action": "ban"},
+        )
+        assert banned["ok"]
+        await until(lambda: not attendee.client.connected, "the banned attendee to be closed")
+        for peer in peers:
+            await peer.close()

@@ -21,6 +21,7 @@ from app.models import (
     InteractionResponse,
     Registrant,
     Role,
+    RoomRestriction,
     Video,
     VideoState,
     Webinar,
@@ -592,6 +593,21 @@ async def test_downloads_the_token_does_not_reach_are_not_found(
     assert (await client.get(interactions.download_path(token, mine.id))).status_code == 404
     assert await AnalyticsEvent.filter(kind="download").count() == 0
     assert await AnalyticsEvent.filter(registrant_id=registrant.id).count() == 0
+
+
+async def test_a_banned_attendee_gets_no_files(
+    client: httpx.AsyncClient, database: Settings
+) -> None:
+    webinar = await Webinar.create(slug="growth", title="Growth Basics")
+    download = await stored_download(database, webinar)
+    registrant, token = await registrant_of(webinar)
+    path = interactions.download_path(token, download.id)
+    assert (await client.get(path)).status_code == 200
+    await RoomRestriction.create(
+        session_id=registrant.session_id, registrant_id=registrant.id, kind="ban"
+    )
+    assert (await client.get(path)).status_code == 404
+    assert await AnalyticsEvent.filter(kind="download").count() == 1
 
 
 # --- S3 ----------------------------------------------------------------------------------------
