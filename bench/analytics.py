@@ -15,6 +15,14 @@ data (not timed), builds the Attendance rows and daily visitor counts from the e
 for one session, one whole webinar and all webinars (median of `--repeat` runs after one warm-up)
 against the goals: under 50 ms per session, under 300 ms per webinar and for all webinars.
 
+Then it times the pages a person opens, through the real web app (`create_app`, driven over
+ASGI by httpx with a signed-in analyst, so routing, sessions, permissions, every query of the
+page and the template are included, the network is not): the dashboard of that session, of the
+whole webinar and the overview of all webinars, the profile of the contact with the most
+registrations, and a segment's live count (the request the segment editor sends as rules
+change) for that webinar and for all webinars. Pages are set against the same goals for
+reference; the goals themselves are the queries'.
+
 DuckDB answers the same questions from the raw events (and the chat and answer tables) in memory
 as a columnar reference: the heartbeat rules (pairs of playing heartbeats, minutes between them)
 are written as window functions. The benchmark checks that both give the same figures.
@@ -686,6 +694,7 @@ class Report:
 
     lines: list[str] = field(default_factory=list)
     misses: int = 0
+    page_misses: int = 0
     differences: list[str] = field(default_factory=list)
 
     def row(self, scope: str, name: str, ms: float, goal: float, duck_ms: float | None) -> None:
@@ -693,7 +702,15 @@ class Report:
         self.misses += verdict == "MISS"
         duck = "" if duck_ms is None else f"   DuckDB {duck_ms:8.1f} ms"
         self.lines.append(
-            f"  {scope:<9} {name:<22} {ms:8.1f} ms  (goal < {goal:.0f} ms: {verdict}){duck}"
+            f"  {scope:<9} {name:<28} {ms:8.1f} ms  (goal < {goal:.0f} ms: {verdict}){duck}"
+        )
+
+    def page(self, scope: str, name: str, ms: float, goal: float, size: int) -> None:
+        verdict = "within" if ms < goal else "above"
+        self.page_misses += verdict == "above"
+        self.lines.append(
+            f"  {scope:<9} {name:<28} {ms:8.1f} ms  (page, {size / 1024:.0f} KiB; "
+            f"{verdict} the {goal:.0f} ms query goal)"
         )
 
     def same(self, what: str, ours: Any, theirs: Any) -> None:
@@ -740,6 +757,92 @@ async def flush_cost(
         await rows.insert_many(connections.get("default"), events, returning=())
         bare.append((time.perf_counter() - started) * 1000)
     return statistics.median(full[1:]), statistics.median(bare[1:])
+
+
+async def time_pages(
+    report: Report,
+    settings: Any,
+    plan: Plan,
+    loaded: Loaded,
+    webinar_id: int,
+    session_id: int,
+    repeat: int,
+) -> None:
+    """Time whole pages through the web app, signed in as an analyst."""
+    import re
+
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    from app.main import create_app
+    from app.models import Role
+    from app.services import team
+
+    password = "violet staple orbit lantern"
+    # Sign-in opens once the workspace has its owner.
+    for role in (Role.OWNER, Role.ANALYST):
+        await team.create_user(
+            email=f"{role.value}@bench.example", name=role.value, password=password, role=role
+        )
+    registrations: dict[int, int] = {}
+    for contact in loaded.contacts_of:
+        registrations[contact] = registrations.get(contact, 0) + 1
+    busiest = max(registrations, key=lambda contact: (registrations[contact], -contact))
+    app = create_app(settings, manage_db=False)
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=settings.public_base_url,
+            headers={"accept": "text/html"},
+        ) as client,
+    ):
+
+        async def csrf(page: str) -> str:
+            found = token.search((await client.get(page)).text)
+            assert found, f"no form token on {page}"
+            return found.group(1)
+
+        signed_in = await client.post(
+            "/login",
+            data={
+                "email": f"{Role.ANALYST.value}@bench.example",
+                "password": password,
+                "csrf_token": await csrf("/login"),
+            },
+        )
+        assert signed_in.status_code == 303, signed_in.text[:500]
+        form_token = await csrf("/admin/segments/new")
+
+        async def page(path: str, form: dict[str, str] | None = None) -> httpx.Response:
+            if form is None:
+                response = await client.get(path)
+            else:
+                response = await client.post(path, data={**form, "csrf_token": form_token})
+            assert response.status_code == 200, (path, response.status_code)
+            return response
+
+        dashboard = f"/admin/analytics/webinars/{webinar_id}"
+        live_count = {"attendance": "attended", "watch": "50", "partial": "1"}
+        pages: list[tuple[str, str, str, dict[str, str] | None, float]] = [
+            ("session", "dashboard page", f"{dashboard}?session={session_id}", None,
+             SESSION_GOAL_MS),
+            ("webinar", "dashboard page", dashboard, None, WIDE_GOAL_MS),
+            ("all", "overview page", "/admin/analytics", None, WIDE_GOAL_MS),
+            ("contact", f"profile ({registrations[busiest]} registrations)",
+             f"/admin/contacts/{busiest}", None, SESSION_GOAL_MS),
+            ("webinar", "segment count", "/admin/segments/check",
+             {**live_count, "webinar": str(webinar_id)}, WIDE_GOAL_MS),
+            ("all", "segment count", "/admin/segments/check", live_count, WIDE_GOAL_MS),
+        ]  # fmt: skip
+        for scope, name, path, form, goal in pages:
+            ms, response = await timed(lambda p=path, f=form: page(p, f), repeat)
+            if form is not None:
+                counted = re.search(r"data-segment-count>([0-9]+)<", response.text)
+                assert counted, f"no count for {form}"
+                name = f"{name} ({int(counted.group(1)):,})"
+            report.page(scope, name, ms, goal, len(response.content))
 
 
 async def run_backend(name: str, database_url: str, plan: Plan, args: argparse.Namespace) -> None:
@@ -888,6 +991,7 @@ async def run_backend(name: str, database_url: str, plan: Plan, args: argparse.N
             args.repeat,
         )
         report.row("webinar", "funnel, one month", ms, WIDE_GOAL_MS, None)
+        await time_pages(report, settings, plan, loaded, webinar_id, session_id, args.repeat)
         for people in (150, 3000):
             full, bare = await flush_cost(plan, loaded, people, args.repeat)
             report.lines.append(
@@ -896,6 +1000,14 @@ async def run_backend(name: str, database_url: str, plan: Plan, args: argparse.N
             )
         print("\n".join(report.lines))
         print(f"  goals: {'all met' if not report.misses else f'{report.misses} MISSED'}")
+        print(
+            "  pages: "
+            + (
+                "all within the query goals"
+                if not report.page_misses
+                else f"{report.page_misses} above the query goals"
+            )
+        )
         if report.differences:
             print("  figures that differ from DuckDB's:")
             for line in report.differences:

@@ -192,11 +192,11 @@ async def _drain(until_sent: int, now: datetime) -> float:
 async def _sample_payload() -> bytes:
     """One reminder as Encore builds it, for the floor's message size."""
     from app.models import PlannedEmail
-    from app.services import sequences
+    from app.services import delivery, sequences
 
     row = await PlannedEmail.filter(kind=sequences.STEP_EMAIL).first()
     assert row is not None
-    (rendered,) = await sequences._render_steps([row], datetime.now(UTC))
+    (rendered,) = await sequences._render_steps([delivery.Claimed.of(row)], datetime.now(UTC))
     from emails.raw import build
 
     return build(

@@ -195,7 +195,8 @@ class SmtpMailer:
             try:
                 while pending:
                     index = pending.pop()
-                    await limit.take()
+                    if limit.interval:
+                        await limit.take()
                     if client is None:
                         client = self._client()
                     results[index], usable = await _deliver(self, client, messages[index])

@@ -16,6 +16,7 @@ a permanent refusal (5xx) fails the row and suppresses the address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -23,22 +24,23 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.models import Contact, EmailState, PlannedEmail
 from app.services import analytics_events
 from app.services import sender as senders
+from app.services.rows import placeholders
 from app.services.sender import Sender
 from emails import SendError, compose
 from emails.mailers import send_each
 from emails.message import Attachment, HeaderInjectionError, address
-from emails.raw import RawMessage
-from emails.raw import build as build_raw
+from emails.raw import RawMessage, Writer
 
 log = logging.getLogger("encore.delivery")
 
@@ -63,8 +65,35 @@ class Rendered:
     skip: str | None = None
 
 
+@dataclass(slots=True)
+class Claimed:
+    """A planned email as claimed for sending: what delivery and bulk renderers read of its row."""
+
+    id: int
+    kind: str
+    to_email: str
+    registrant_id: int | None
+    message_id: str
+    attempts: int  # counting the attempt of this claim
+    context: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: PlannedEmail) -> Claimed:
+        """The claimed view of a row read as a model."""
+        return cls(
+            row.id,
+            row.kind,
+            row.to_email,
+            row.registrant_id,
+            row.message_id,
+            row.attempts,
+            row.context or {},
+        )
+
+
+Row = PlannedEmail | Claimed
 Renderer = Callable[[PlannedEmail, datetime], Awaitable[Rendered]]
-BulkRenderer = Callable[[list[PlannedEmail], datetime], Awaitable[list[Rendered]]]
+BulkRenderer = Callable[[list[Claimed], datetime], Awaitable[list[Rendered]]]
 _renderers: dict[str, Renderer] = {}
 _bulk_renderers: dict[str, BulkRenderer] = {}
 
@@ -105,7 +134,7 @@ def bulk_renderer(kind: str) -> Callable[[BulkRenderer], BulkRenderer]:
         _bulk_renderers[kind] = function
 
         async def one(row: PlannedEmail, now: datetime) -> Rendered:
-            (rendered,) = await function([row], now)
+            (rendered,) = await function([Claimed.of(row)], now)
             return rendered
 
         _renderers.setdefault(kind, one)
@@ -171,17 +200,16 @@ async def _release_stale(now: datetime) -> int:
     ).update(state=EmailState.SCHEDULED)
 
 
-async def _finish(row: PlannedEmail, state: EmailState, now: datetime, error: str | None) -> None:
-    await PlannedEmail.filter(id=row.id, state=EmailState.SENDING).update(
-        state=state,
-        sent_at=now if state is EmailState.SENT else None,
-        error=error[:ERROR_MAX] if error else None,
-    )
+async def _finish(row: Row, state: EmailState, now: datetime, error: str | None) -> None:
     if state is EmailState.SENT:
-        await analytics_events.emails_sent([row.id], now)
+        await _mark_sent([row.id], now)
+        return
+    await PlannedEmail.filter(id=row.id, state=EmailState.SENDING).update(
+        state=state, sent_at=None, error=error[:ERROR_MAX] if error else None
+    )
 
 
-async def _retry_later(row: PlannedEmail, now: datetime, error: str) -> None:
+async def _retry_later(row: Row, now: datetime, error: str) -> None:
     attempts = row.attempts  # read after the claim, which counted this attempt
     if attempts >= MAX_ATTEMPTS:
         await _finish(row, EmailState.FAILED, now, error)
@@ -193,7 +221,7 @@ async def _retry_later(row: PlannedEmail, now: datetime, error: str) -> None:
     )
 
 
-async def _suppress(row: PlannedEmail, now: datetime) -> None:
+async def _suppress(row: Row, now: datetime) -> None:
     await Contact.filter(email=row.to_email, suppressed_at__isnull=True).update(suppressed_at=now)
 
 
@@ -217,7 +245,7 @@ async def deliver(row: PlannedEmail, now: datetime, sender: Sender | None = None
     return await _send_composed(row, rendered, now, sender)
 
 
-async def _send_one(row: PlannedEmail, message: EmailMessage, now: datetime) -> EmailState:
+async def _send_one(row: Row, message: EmailMessage, now: datetime) -> EmailState:
     """Send one composed message and record how it went."""
     from app.services import mail
 
@@ -233,7 +261,7 @@ async def _send_one(row: PlannedEmail, message: EmailMessage, now: datetime) -> 
     return EmailState.SENT
 
 
-async def _settle(row: PlannedEmail, failure: SendError, now: datetime) -> EmailState:
+async def _settle(row: Row, failure: SendError, now: datetime) -> EmailState:
     """A refused row: failed with its address suppressed (5xx), or tried again later."""
     if failure.permanent:
         await _finish(row, EmailState.FAILED, now, str(failure))
@@ -244,11 +272,12 @@ async def _settle(row: PlannedEmail, failure: SendError, now: datetime) -> Email
     return EmailState.SCHEDULED
 
 
-async def _claim_due(now: datetime, limit: int) -> list[PlannedEmail]:
+async def _claim_due(now: datetime, limit: int) -> list[Claimed]:
     """Claim up to `limit` due rows in one statement (`scheduled -> sending`), oldest first.
 
     The inner SELECT skips rows another scheduler has locked (PostgreSQL), and the outer
-    UPDATE checks the state again, so two schedulers never claim the same row.
+    UPDATE checks the state again, so two schedulers never claim the same row. The rows come
+    back from the UPDATE itself, as read after the claim, without building model objects.
     """
     connection = connections.get("default")
     postgres = connection.capabilities.dialect == "postgres"
@@ -261,13 +290,32 @@ async def _claim_due(now: datetime, limit: int) -> list[PlannedEmail]:
         "UPDATE planned_email SET state = 'sending', attempts = attempts + 1, "  # noqa: S608
         f"claimed_at = {marks[0]} WHERE state = 'scheduled' AND id IN ("
         f"SELECT id FROM planned_email WHERE state = 'scheduled' AND due_at <= {marks[1]} "
-        f"ORDER BY due_at, id LIMIT {marks[2]}{lock}) RETURNING id",
+        f"ORDER BY due_at, id LIMIT {marks[2]}{lock}) "
+        "RETURNING id, kind, to_email, registrant_id, due_at, message_id, attempts, context",
         [at, due, limit],
     )
-    ids = [int(row["id"]) for row in claimed]
-    if not ids:
-        return []
-    return list(await PlannedEmail.filter(id__in=ids).order_by("due_at", "id"))
+    context = fields["context"]
+    return [
+        Claimed(
+            id=int(row["id"]),
+            kind=str(row["kind"]),
+            to_email=str(row["to_email"]),
+            registrant_id=None if row["registrant_id"] is None else int(row["registrant_id"]),
+            message_id=str(row["message_id"]),
+            attempts=int(row["attempts"]),
+            context=context.to_python_value(row["context"]) or {},
+        )
+        for row in sorted(claimed, key=_due_order)
+    ]
+
+
+def _due_order(row: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Oldest first, as claimed (RETURNING keeps no order): the due moment, then the id."""
+    due = row["due_at"]
+    moment = due if isinstance(due, datetime) else datetime.fromisoformat(str(due))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment, int(row["id"])
 
 
 async def deliver_due(now: datetime, *, limit: int = BATCH) -> dict[EmailState, int]:
@@ -280,21 +328,25 @@ async def deliver_due(now: datetime, *, limit: int = BATCH) -> dict[EmailState, 
         return outcome
     # One sender for every message of this call: a change in the admin applies to the next.
     sender = await senders.current()
-    by_kind: dict[str, list[PlannedEmail]] = {}
+    by_kind: dict[str, list[Claimed]] = {}
     for row in rows:
         by_kind.setdefault(row.kind, []).append(row)
     for kind, group in by_kind.items():
         if kind in _bulk_renderers:
             states = await _deliver_bulk(_bulk_renderers[kind], group, now, sender)
         else:
-            states = [await deliver(row, now, sender) for row in group]
+            # Renderers of one row at a time take the model, read after the claim.
+            models = await PlannedEmail.filter(id__in=[row.id for row in group]).order_by(
+                "due_at", "id"
+            )
+            states = [await deliver(row, now, sender) for row in models]
         for state in states:
             outcome[state] = outcome.get(state, 0) + 1
     return outcome
 
 
 async def _deliver_bulk(
-    render: BulkRenderer, rows: list[PlannedEmail], now: datetime, sender: Sender
+    render: BulkRenderer, rows: list[Claimed], now: datetime, sender: Sender
 ) -> list[EmailState]:
     """Render claimed rows together, build them as bytes, send them over reused connections."""
     from app.services import mail
@@ -309,14 +361,24 @@ async def _deliver_bulk(
     states: list[EmailState] = [EmailState.SENDING] * len(rows)
     skipped: dict[str, list[int]] = {}
     ready: list[tuple[int, RawMessage]] = []
-    date = formatdate(localtime=False, usegmt=True)
+    writer = _writer(sender)
     for index, (row, message) in enumerate(zip(rows, rendered, strict=True)):
         if message.skip is not None:
             skipped.setdefault(message.skip, []).append(row.id)
             states[index] = EmailState.CANCELLED
             continue
         try:
-            raw = _raw(row, message, sender, date)
+            if writer is None or message.to_name is None or message.attachments:
+                raise ValueError("needs the careful composer")
+            raw = writer.write(
+                to_name=message.to_name,
+                to_address=message.to,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+                message_id=row.message_id,
+                headers=message.headers,
+            )
         except (ValueError, HeaderInjectionError) as error:
             # Not writable on the fast path (an address with non-ASCII characters, a header
             # with a line break): the careful composer decides, one message on its own.
@@ -331,7 +393,7 @@ async def _deliver_bulk(
     # rest are still being sent: a process killed mid-batch leaves only the few accepted since
     # the last statement in `sending`, to be sent again with the same Message-ID.
     recorder = _SentRecorder(now)
-    writer = asyncio.get_running_loop().create_task(recorder.run())
+    task = asyncio.get_running_loop().create_task(recorder.run())
 
     def report(position: int, failure: SendError | None) -> None:
         if failure is None:
@@ -340,11 +402,31 @@ async def _deliver_bulk(
     try:
         results = await send_each(mail.get_mailer(), [m for _, m in ready], report)
     finally:
-        await recorder.close(writer)
+        await recorder.close(task)
     for (index, _), failure in zip(ready, results, strict=True):
         # Sent rows were recorded as they went; the others are settled here.
         states[index] = await _settle(rows[index], failure, now) if failure else EmailState.SENT
     return states
+
+
+def _writer(sender: Sender) -> Writer | None:
+    """The batch's message writer (None: the sender cannot be written on the fast path)."""
+    shared = {"Reply-To": sender.reply_to} if sender.reply_to else {}
+    try:
+        return Writer(
+            sender=sender.from_header,
+            sender_address=sender.address,
+            date=formatdate(localtime=False, usegmt=True),
+            headers=shared,
+        )
+    except (ValueError, HeaderInjectionError):
+        return None
+
+
+# The least time between two writes of the recorder: at a thousand messages a second, each
+# write marks a few dozen rows instead of one or two, and a process killed mid-batch leaves
+# only the messages accepted in the last few milliseconds unrecorded.
+RECORD_GAP = 0.01
 
 
 class _SentRecorder:
@@ -354,6 +436,7 @@ class _SentRecorder:
         self.now = now
         self.ids: list[int] = []
         self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
         self.closing = False
 
     def add(self, row_id: int) -> None:
@@ -368,39 +451,24 @@ class _SentRecorder:
             self.wake.clear()
             while self.ids:
                 batch, self.ids = self.ids, []
-                await _finish_many(batch, EmailState.SENT, self.now, None)
+                await _mark_sent(batch, self.now)
+                if not self.closing:
+                    # Let the next ones pile up a little (a closing batch cuts this short).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.closed.wait(), RECORD_GAP)
             if self.closing:
                 return
 
     async def close(self, writer: asyncio.Task[None]) -> None:
         """Let the writer finish what is left."""
         self.closing = True
+        self.closed.set()
         self.wake.set()
         await writer
 
 
-def _raw(row: PlannedEmail, message: Rendered, sender: Sender, date: str) -> RawMessage:
-    if message.to_name is None or message.attachments:
-        raise ValueError("needs the careful composer")
-    headers = dict(message.headers)
-    if sender.reply_to:
-        headers["Reply-To"] = sender.reply_to
-    return build_raw(
-        sender=sender.from_header,
-        sender_address=sender.address,
-        to_name=message.to_name,
-        to_address=message.to,
-        subject=message.subject,
-        text=message.text,
-        html=message.html,
-        message_id=row.message_id,
-        date=date,
-        headers=headers,
-    )
-
-
 async def _send_composed(
-    row: PlannedEmail, rendered: Rendered, now: datetime, sender: Sender, why: str = ""
+    row: Row, rendered: Rendered, now: datetime, sender: Sender, why: str = ""
 ) -> EmailState:
     """Compose one message with the standard library, sign it if the sender signs, send it."""
     try:
@@ -429,10 +497,63 @@ async def _send_composed(
 async def _finish_many(ids: list[int], state: EmailState, now: datetime, error: str | None) -> None:
     if not ids:
         return
-    await PlannedEmail.filter(id__in=ids, state=EmailState.SENDING).update(
-        state=state,
-        sent_at=now if state is EmailState.SENT else None,
-        error=error[:ERROR_MAX] if error else None,
-    )
     if state is EmailState.SENT:
-        await analytics_events.emails_sent(ids, now)
+        await _mark_sent(ids, now)
+        return
+    await PlannedEmail.filter(id__in=ids, state=EmailState.SENDING).update(
+        state=state, sent_at=None, error=error[:ERROR_MAX] if error else None
+    )
+
+
+# Bind parameters per statement, well under both databases' limits.
+_IDS_PER_STATEMENT = 10_000
+
+
+def among_ids(
+    connection: BaseDBAsyncClient, ids: list[int], *, after: int = 0, sql_type: str = "int"
+) -> tuple[str, list[Any]]:
+    """`IN (...)` for a list of ids, and its parameters, numbered after `after`.
+
+    PostgreSQL takes the list as one array parameter (`= ANY($n)`), so the statement's text is
+    the same for any number of ids and its prepared form is reused, not parsed again per call.
+    """
+    if connection.capabilities.dialect == "postgres":
+        return f"= ANY(${after + 1}::{sql_type}[])", [list(ids)]
+    return f"IN ({placeholders(connection, after, len(ids))})", list(ids)
+
+
+async def _mark_sent(ids: list[int], now: datetime) -> None:
+    """Mark claimed rows sent, then have the database write their `email_sent` events.
+
+    Two statements for any number of rows, and nothing read back: the events are made from
+    the rows this call marked (state sent at `now`), so a row claimed again meanwhile by
+    another scheduler gets none from here. A failure to write the events is logged, never
+    raised: the emails went out whatever happens to their events.
+    """
+    connection = connections.get("default")
+    postgres = connection.capabilities.dialect == "postgres"
+    at = PlannedEmail._meta.fields_map["sent_at"].to_db_value(now, PlannedEmail)
+    first = "$1" if postgres else "?"
+    data = "jsonb_build_object" if postgres else "json_object"
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = ids[start : start + _IDS_PER_STATEMENT]
+        among, values = among_ids(connection, chunk, after=1, sql_type="bigint")
+        await connection.execute_query(
+            f"UPDATE planned_email SET state = 'sent', sent_at = {first}, error = NULL "  # noqa: S608
+            f"WHERE state = 'sending' AND id {among}",
+            [at, *values],
+        )
+        try:
+            await connection.execute_query(
+                "INSERT INTO analytics_event "  # noqa: S608
+                "(kind, at, webinar_id, session_id, registrant_id, contact_id, data) "
+                f"SELECT '{analytics_events.EMAIL_SENT}', {first}, r.webinar_id, r.session_id, "
+                f"p.registrant_id, COALESCE(r.contact_id, c.id), "
+                f"{data}('email_id', p.id, 'email_kind', p.kind) "
+                "FROM planned_email p LEFT JOIN registrant r ON r.id = p.registrant_id "
+                "LEFT JOIN contact c ON r.id IS NULL AND p.to_email <> '' AND c.email = p.to_email "
+                f"WHERE p.id {among} AND p.state = 'sent' AND p.sent_at = {first}",
+                [at, *values] if postgres else [at, *values, at],
+            )
+        except Exception:
+            log.exception("recording email events failed", extra={"count": len(chunk)})

@@ -1,4 +1,8 @@
-"""The demo webinar: a generated sample recording, a published landing page and a schedule."""
+"""The demo webinar: a generated sample recording, a published landing page and a schedule.
+
+It also gets a poll, an offer and one past session of clearly labelled sample history
+(`app.services.demo_history`), so that its analytics, contacts and accounts show something.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.models import Presenter, Schedule, Video, VideoState, Webinar, WebinarStatus
-from app.services import auth
+from app.services import auth, demo_history
 from media.ffmpeg import generate_sample
 from media.storage import Storage
 
@@ -87,6 +91,7 @@ async def ensure_demo(
             "upcoming_count": 4,
         },
     )
+    await demo_history.add(webinar, now=now, duration=seconds)
     return webinar
 
 

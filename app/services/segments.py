@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from app.models import (
@@ -160,6 +161,9 @@ async def members(rules: Rules, *, now: datetime, among: Collection[int] | None 
             query = query.filter(**{f"{column}__lt": _day_start(rules.end + timedelta(days=1))})
     if rules.attendance == "missed":
         query = query.filter(session__starts_at__lte=now)
+    answering = rules.interaction_id is not None and rules.option is not None
+    if among is None and not rules.field_key and not answering and _needs_a_visit(rules):
+        return await _visitors_among(rules, query)
     columns = ["id", "contact_id"] + (["answers"] if rules.field_key else [])
     found: list[Any] = []
     if among is None:
@@ -183,6 +187,50 @@ async def members(rules: Rules, *, now: datetime, among: Collection[int] | None 
     if candidates and (rules.attendance or rules.min_watch_percent or rules.clicked_offer):
         candidates = await _by_attendance(rules, candidates, whole=among is None)
     return set(candidates.values())
+
+
+def _needs_a_visit(rules: Rules) -> bool:
+    """Whether only registrations with a visit to the room can meet the rules."""
+    if rules.attendance == "missed":
+        return False
+    return rules.attendance == "attended" or rules.clicked_offer or bool(rules.min_watch_percent)
+
+
+async def _visitors_among(rules: Rules, registrations: QuerySet[Registrant]) -> set[int]:
+    """The members when only visits count: read from the Attendance rows of the registrations.
+
+    The database picks the rows of the matching registrations, so what is read is the (fewer)
+    visits rather than every registration; each condition holds as in `_by_attendance` (some
+    visit of the registration meets it).
+    """
+    joined = Attendance.filter(
+        first_join_at__isnull=False, registrant_id__in=Subquery(registrations.values("id"))
+    )
+    if rules.webinar_id is not None:
+        joined = joined.filter(webinar_id=rules.webinar_id)
+    rows: list[Any] = await joined.values_list(
+        "registrant_id", "webinar_id", "watched_seconds", "clicked_offer"
+    )
+    videos = await people.video_seconds({int(row[1]) for row in rows})
+    enough = (rules.min_watch_percent or 0) / 100
+    visited: set[int] = set()
+    clicked: set[int] = set()
+    watched: set[int] = set()
+    for registrant_id, webinar_id, seconds, offer in rows:
+        rid = int(registrant_id)
+        visited.add(rid)
+        if offer:
+            clicked.add(rid)
+        share = people.watch_share(float(seconds or 0.0), videos[int(webinar_id)])
+        if rules.min_watch_percent and share >= enough - 1e-9:
+            watched.add(rid)
+    kept = visited
+    if rules.clicked_offer:
+        kept &= clicked
+    if rules.min_watch_percent:
+        kept &= watched
+    found = await people.rows_where_in(Registrant.all(), "id", kept, "contact_id")
+    return {int(contact_id) for _, contact_id in found}
 
 
 async def _by_attendance(

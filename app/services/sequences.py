@@ -21,7 +21,8 @@ Rules, all relative to the registrant's session:
 - when it is sent, a step email is checked once more: not after the start for a reminder, not
   more than 15 minutes late for "starting now", not more than a day late for a follow-up, not
   to an unsubscribed or suppressed address, not if the registrant moved to another session,
-  and a follow-up only to its audience (what the person did, read from the analytics events;
+  and a follow-up only to its audience (what the person did, read from their `Attendance` row
+  as the dashboards count it, or from their events with the same rule while there is no row;
   for a segment, whether their contact belongs to it at that moment, worked out once per
   batch and segment; a step whose segment was deleted sends nothing).
 """
@@ -36,14 +37,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app.i18n import format_when, gettext, language_or_default, zone_label
 from app.models import (
     AnalyticsEvent,
+    Attendance,
     Audience,
-    Contact,
     EmailState,
     EmailStep,
     PlannedEmail,
@@ -52,7 +54,8 @@ from app.models import (
     Webinar,
     WebinarSession,
 )
-from app.services import calendar, content, delivery, rows, segments, unsubscribe
+from app.services import calendar, content, crypto, delivery, rows, segments, unsubscribe
+from app.services.attendance_rows import stayed, video_durations
 from app.services.content import FormErrors
 from app.settings import get_settings
 
@@ -68,8 +71,6 @@ SUBJECT_MAX = 200
 BODY_MAX = 20_000
 STARTING_GRACE = timedelta(minutes=15)
 FOLLOW_UP_GRACE = timedelta(days=1)
-# The share of the video someone must have watched to count as having stayed to the end.
-STAYED_SHARE = 0.9
 # The analytics events the room records (see the events store); read here for audiences.
 JOIN_EVENTS = ("join", "heartbeat", "leave")
 OFFER_CLICK = "offer_click"
@@ -704,8 +705,12 @@ def values_for(
 
 def session_time(session: WebinarSession, registrant: Registrant) -> str:
     """When the session starts, in the registrant's zone and language."""
-    language = language_or_default(registrant.language)
-    zone = calendar.registrant_zone(registrant)
+    return _when(session, registrant.timezone, language_or_default(registrant.language))
+
+
+def _when(session: WebinarSession, timezone: str, language: str) -> str:
+    """When the session starts, in a zone (by name) and a supported language."""
+    zone = calendar.zone_named(timezone)
     start = session.starts_at
     return f"{format_when(start, zone, language)} ({zone_label(zone, start)})"
 
@@ -749,6 +754,57 @@ class Compiled:
         )
 
 
+class _Cut:
+    """A template cut at its placeholders once: literal text (braces restored) and names in turn.
+
+    Filling is a join, with what `fill` and `_restore` give for values without the two
+    marker characters: a known name takes its value, an unknown one stays as written.
+    """
+
+    def __init__(self, template: str) -> None:
+        self.pieces = _PLACEHOLDER.split(template)  # literal, name, literal, ..., literal
+        self.names = frozenset(self.pieces[1::2])
+        for index in range(0, len(self.pieces), 2):
+            self.pieces[index] = _restore(self.pieces[index])
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The template with one person's values."""
+        out = self.pieces.copy()
+        for index in range(1, len(out), 2):
+            name = out[index]
+            value = values.get(name)
+            out[index] = "{" + name + "}" if value is None else value
+        return "".join(out)
+
+
+class _Prepared:
+    """A compiled step cut for filling: the subject, text and HTML, and the HTML's variables."""
+
+    def __init__(self, compiled: Compiled) -> None:
+        self.subject = _Cut(compiled.subject)
+        self.text = _Cut(compiled.text)
+        self.html = _Cut(compiled.html)
+
+    def fill(self, values: Mapping[str, str]) -> tuple[str, str, str]:
+        """Subject, text and HTML for one person's variables, as `Compiled.fill` gives them."""
+        shown = {
+            name: _html_value(name, values[name]) for name in self.html.names if name in values
+        }
+        return (
+            _one_line(self.subject.fill(values)),
+            self.text.fill(values),
+            self.html.fill(shown),
+        )
+
+
+def _html_value(name: str, value: str) -> str:
+    """One variable as HTML, as `html_values` gives it."""
+    escaped = html.escape(value)
+    if name in LINK_VARIABLES:
+        return f'<a href="{escaped}">{escaped}</a>'
+    return escaped
+
+
 def compile_step(
     step: EmailStep | StepInput, webinar: Webinar, *, language: str, with_unsubscribe: bool
 ) -> Compiled:
@@ -784,99 +840,184 @@ def render_step(
     return compiled.fill({**values, "unsubscribe_link": unsubscribe_url})
 
 
-@delivery.bulk_renderer(STEP_EMAIL)
-async def _render_steps(rows: list[PlannedEmail], now: datetime) -> list[delivery.Rendered]:
-    """Reminders, "starting now" and follow-ups as they read when sent, many at once.
+@dataclass(frozen=True, slots=True)
+class _Person:
+    """One registrant of a batch as read for sending: the registration and its contact."""
 
-    What the rows need is read in a few queries, each step's templates are built once per
-    language, and each person's email is only filled in.
-    """
+    registrant_id: int
+    contact_id: int
+    webinar_id: int
+    session_id: int | None
+    language: str
+    timezone: str
+    sealed_token: str
+    email: str
+    name: str
+    unsubscribed: bool
+    suppressed: bool
+
+
+async def _people(ids: set[int]) -> dict[int, _Person]:
+    """The batch's registrants with their contacts, in one query read as plain rows."""
+    if not ids:
+        return {}
+    connection = connections.get("default")
+    among, values = delivery.among_ids(connection, sorted(ids))
+    _, found = await connection.execute_query(
+        "SELECT r.id, r.contact_id, r.webinar_id, r.session_id, r.language, r.timezone, "  # noqa: S608
+        "r.join_token_sealed, c.email, c.name, c.unsubscribed_at IS NOT NULL, "
+        "c.suppressed_at IS NOT NULL FROM registrant r JOIN contact c ON c.id = r.contact_id "
+        f"WHERE r.id {among}",
+        values,
+    )
+    people = (
+        _Person(
+            registrant_id=int(row[0]),
+            contact_id=int(row[1]),
+            webinar_id=int(row[2]),
+            session_id=None if row[3] is None else int(row[3]),
+            language=str(row[4]),
+            timezone=str(row[5]),
+            sealed_token=str(row[6] or ""),
+            email=str(row[7]),
+            name=str(row[8]),
+            unsubscribed=bool(row[9]),
+            suppressed=bool(row[10]),
+        )
+        for row in found
+    )
+    return {person.registrant_id: person for person in people}
+
+
+def _by_doing(step: EmailStep | None) -> bool:
+    """Whether a step's audience is decided by what the person did in the session."""
+    return (
+        step is not None
+        and step.kind == StepKind.FOLLOW_UP
+        and step.audience not in (Audience.EVERYONE, Audience.SEGMENT)
+    )
+
+
+async def _join_link(person: _Person) -> str:
+    """The person's join link: their sealed token opened, else a new one (a new secret key)."""
     from app.services import registration  # the join link lives with registrations
 
-    contexts = [row.context or {} for row in rows]
+    token = crypto.unseal(person.sealed_token) if person.sealed_token else None
+    if token is None:
+        token = await registration.usable_token(await Registrant.get(id=person.registrant_id))
+    return registration.join_url(token)
+
+
+@delivery.bulk_renderer(STEP_EMAIL)
+async def _render_steps(rows: list[delivery.Claimed], now: datetime) -> list[delivery.Rendered]:
+    """Reminders, "starting now" and follow-ups as they read when sent, many at once.
+
+    What the rows need is read in a few queries (the people as plain rows, not model objects),
+    each step's templates are built and cut once per language, what is shared by a webinar or
+    a session's moment is worked out once, and each person's email is only filled in.
+    """
     steps = {
         step.id: step
-        for step in await EmailStep.filter(id__in={int(c.get("step_id") or 0) for c in contexts})
+        for step in await EmailStep.filter(
+            id__in={int(row.context.get("step_id") or 0) for row in rows}
+        )
     }
-    registrants = {
-        registrant.id: registrant
-        for registrant in await Registrant.filter(
-            id__in={row.registrant_id for row in rows if row.registrant_id}
-        ).prefetch_related("contact", "webinar", "session")
+    people = await _people({row.registrant_id for row in rows if row.registrant_id})
+    webinars = {
+        webinar.id: webinar
+        for webinar in await Webinar.filter(id__in={p.webinar_id for p in people.values()})
     }
-    durations: dict[int, timedelta] = {}
-    for held in registrants.values():
-        owner = held.webinar
-        assert isinstance(owner, Webinar)
-        if owner.id not in durations:
-            durations[owner.id] = await calendar.session_duration(owner)
+    sessions = {
+        session.id: session
+        for session in await WebinarSession.filter(
+            id__in={p.session_id for p in people.values() if p.session_id is not None}
+        )
+    }
+    durations = {
+        webinar_id: await calendar.session_duration(webinar)
+        for webinar_id, webinar in webinars.items()
+    }
+    # What people did matters only to follow-ups sent by it, so a batch of reminders reads none.
     doings = await _doings(
-        [(held.id, held.session_id) for held in registrants.values() if held.session_id is not None]
+        [
+            (person.registrant_id, person.session_id)
+            for row in rows
+            if (person := people.get(row.registrant_id or 0)) is not None
+            and person.session_id is not None
+            and _by_doing(steps.get(int(row.context.get("step_id") or 0)))
+        ]
     )
-    segment_members = await _segment_members(rows, contexts, steps, registrants, now)
-    compiled: dict[tuple[int, str], Compiled] = {}
-    times: dict[tuple[int, str, str], str] = {}  # per session, zone and language
+    segment_members = await _segment_members(rows, steps, people, now)
+    base = get_settings().public_base_url
+    prepared: dict[tuple[int, str], _Prepared] = {}
+    shared: dict[tuple[int, int, str, str], dict[str, str]] = {}  # webinar, session, zone, language
     answer: list[delivery.Rendered] = []
-    for row, context in zip(rows, contexts, strict=True):
+    for row in rows:
+        context = row.context
         step = steps.get(int(context.get("step_id") or 0))
-        registrant = registrants.get(row.registrant_id or 0)
-        reason = _unwanted(step, registrant, context, durations, doings, segment_members, now)
-        if reason or step is None or registrant is None:
+        person = people.get(row.registrant_id or 0)
+        session = sessions.get(person.session_id or 0) if person is not None else None
+        reason = _unwanted(step, person, session, context, durations, doings, segment_members, now)
+        if reason or step is None or person is None or session is None:
             answer.append(delivery.Rendered(skip=reason))
             continue
-        contact, webinar, session = registrant.contact, registrant.webinar, registrant.session
-        assert isinstance(contact, Contact)
-        assert isinstance(webinar, Webinar)
-        assert isinstance(session, WebinarSession)
-        language = language_or_default(registrant.language)
+        webinar = webinars[person.webinar_id]
+        language = language_or_default(person.language)
         key = (step.id, language)
-        if key not in compiled:
-            compiled[key] = compile_step(step, webinar, language=language, with_unsubscribe=True)
-        link = registration.join_url(await registration.usable_token(registrant))
-        moment = (session.id, registrant.timezone, language)
-        if moment not in times:
-            times[moment] = session_time(session, registrant)
-        values = values_for(
-            registrant,
-            webinar,
-            session,
-            email=contact.email,
-            name=contact.name,
-            join_link=link,
-            when=times[moment],
-        )
-        values["unsubscribe_link"] = unsubscribe.url_for(contact.id)
-        subject, text, document = compiled[key].fill(values)
+        template = prepared.get(key)
+        if template is None:
+            compiled = compile_step(step, webinar, language=language, with_unsubscribe=True)
+            template = prepared[key] = _Prepared(compiled)
+        moment = (webinar.id, session.id, person.timezone, language)
+        common = shared.get(moment)
+        if common is None:
+            common = shared[moment] = {
+                "webinar": webinar.title,
+                "when": _when(session, person.timezone, language),
+                "register_link": f"{base}/w/{webinar.slug}",
+            }
+        link = await _join_link(person)
+        words = person.name.split()
+        stop = unsubscribe.url_for(person.contact_id)
+        values = {
+            **common,
+            "name": person.name,
+            "first_name": words[0] if words else "",
+            "email": person.email,
+            "join_link": link,
+            "replay_link": link,
+            "unsubscribe_link": stop,
+        }
+        subject, text, document = template.fill(values)
         answer.append(
             delivery.Rendered(
-                to=contact.email,
-                to_name=contact.name,
+                to=person.email,
+                to_name=person.name,
                 subject=subject,
                 text=text,
                 html=document,
-                headers=unsubscribe.headers_for(contact.id),
+                headers=unsubscribe.headers_with(stop),
             )
         )
     return answer
 
 
 async def _segment_members(
-    rows: list[PlannedEmail],
-    contexts: list[dict[str, Any]],
+    rows: list[delivery.Claimed],
     steps: Mapping[int, EmailStep],
-    registrants: Mapping[int, Registrant],
+    people: Mapping[int, _Person],
     now: datetime,
 ) -> dict[int, set[int]]:
     """Per segment of the batch's segment follow-ups, which of their contacts belong to it now."""
     wanted: dict[int, set[int]] = {}
-    for row, context in zip(rows, contexts, strict=True):
-        step = steps.get(int(context.get("step_id") or 0))
-        registrant = registrants.get(row.registrant_id or 0)
-        if step is None or registrant is None or step.audience != Audience.SEGMENT:
+    for row in rows:
+        step = steps.get(int(row.context.get("step_id") or 0))
+        person = people.get(row.registrant_id or 0)
+        if step is None or person is None or step.audience != Audience.SEGMENT:
             continue
         segment_id = segment_of(step)
         if segment_id is not None:
-            wanted.setdefault(segment_id, set()).add(registrant.contact_id)
+            wanted.setdefault(segment_id, set()).add(person.contact_id)
     found: dict[int, set[int]] = {}
     for segment_id, contact_ids in wanted.items():
         found.update(await segments.members_by_segment([segment_id], contact_ids, now=now))
@@ -885,24 +1026,43 @@ async def _segment_members(
 
 @dataclass
 class _Doings:
-    """What one registrant did in one session, from the analytics events."""
+    """What one registrant did in one session, as the dashboards count it."""
 
     joined: bool = False
-    furthest: float = 0.0
+    stayed: bool = False
     clicked_offer: bool = False
 
 
 async def _doings(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Doings]:
+    """Per (registrant, session): their Attendance row, else their events with the same rules."""
     if not pairs:
         return {}
     wanted = set(pairs)
     found: dict[tuple[int, int], _Doings] = {}
+    attended = await Attendance.filter(
+        registrant_id__in={r for r, _ in pairs}, session_id__in={s for _, s in pairs}
+    ).values_list("registrant_id", "session_id", "first_join_at", "stayed_to_end", "clicked_offer")
+    for registrant_id, session_id, first_join_at, stayed_to_end, clicked_offer in attended:
+        key = (int(registrant_id), int(session_id))
+        if key in wanted:
+            joined = first_join_at is not None
+            found[key] = _Doings(joined, joined and bool(stayed_to_end), bool(clicked_offer))
+    missing = wanted - found.keys()
+    if missing:
+        found.update(await _doings_from_events(missing))
+    return found
+
+
+async def _doings_from_events(wanted: set[tuple[int, int]]) -> dict[tuple[int, int], _Doings]:
+    """For attendees without an Attendance row yet: their events, by the rows' rules."""
     events = await AnalyticsEvent.filter(
-        registrant_id__in={r for r, _ in pairs},
-        session_id__in={s for _, s in pairs},
+        registrant_id__in={r for r, _ in wanted},
+        session_id__in={s for _, s in wanted},
         kind__in=[*JOIN_EVENTS, OFFER_CLICK],
-    ).values_list("registrant_id", "session_id", "kind", "video_seconds")
-    for registrant_id, session_id, kind, seconds in events:
+    ).values_list("registrant_id", "session_id", "webinar_id", "kind", "video_seconds")
+    found: dict[tuple[int, int], _Doings] = {}
+    furthest: dict[tuple[int, int], tuple[int, float]] = {}
+    for registrant_id, session_id, webinar_id, kind, seconds in events:
         key = (int(registrant_id), int(session_id))
         if key not in wanted:
             continue
@@ -911,34 +1071,36 @@ async def _doings(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Doings
             doing.clicked_offer = True
             continue
         doing.joined = True
-        if seconds is not None:
-            doing.furthest = max(doing.furthest, float(seconds))
+        _, far = furthest.get(key, (0, 0.0))
+        furthest[key] = (int(webinar_id or 0), max(far, float(seconds or 0.0)))
+    durations = await video_durations({webinar_id for webinar_id, _ in furthest.values()})
+    for key, (webinar_id, far) in furthest.items():
+        found[key].stayed = stayed(far, durations[webinar_id])
     return found
 
 
 def _unwanted(
     step: EmailStep | None,
-    registrant: Registrant | None,
+    person: _Person | None,
+    session: WebinarSession | None,
     context: Mapping[str, Any],
     durations: Mapping[int, timedelta],
     doings: Mapping[tuple[int, int], _Doings],
     segment_members: Mapping[int, set[int]],
     now: datetime,
 ) -> str:
-    """Why this email must not go out now ("" when it should)."""
+    """Why this email must not go out now ("" when it should); `session` is the person's."""
     if step is None or not step.enabled:
         return "the step was removed or switched off"
-    if registrant is None:
+    if person is None:
         return "the registration was deleted"
-    contact, session = registrant.contact, registrant.session
-    assert isinstance(contact, Contact)
-    if contact.unsubscribed_at is not None:
+    if person.unsubscribed:
         return "the contact unsubscribed"
-    if contact.suppressed_at is not None:
+    if person.suppressed:
         return "the address is suppressed"
-    if not isinstance(session, WebinarSession) or session.id != context.get("session_id"):
+    if session is None or session.id != context.get("session_id"):
         return "the registrant is in another session now"
-    duration = durations[registrant.webinar_id]
+    duration = durations[person.webinar_id]
     stale = _stale(step, session, duration, now)
     if stale:
         return stale
@@ -948,21 +1110,21 @@ def _unwanted(
         segment_id = segment_of(step)
         if segment_id is None:
             return "its segment was deleted"
-        if contact.id in segment_members.get(segment_id, set()):
+        if person.contact_id in segment_members.get(segment_id, set()):
             return ""
         return "not in the segment now"
-    doing = doings.get((registrant.id, session.id), _Doings())
+    doing = doings.get((person.registrant_id, session.id), _Doings())
     if step.audience == Audience.CLICKED_OFFER:
         matches = doing.clicked_offer
     else:
-        matches = audience_of(doing.joined, doing.furthest, duration) == step.audience
+        matches = audience_of(doing.joined, doing.stayed) == step.audience
     return "" if matches else f"not for this audience ({step.audience.value})"
 
 
-def audience_of(joined: bool, furthest: float, duration: timedelta) -> Audience:
-    """Watched to the end, left early or missed, from whether and how far someone watched."""
+def audience_of(joined: bool, stayed_to_end: bool) -> Audience:
+    """Watched to the end, left early or missed (stayed: `attendance_rows.stayed`)."""
     if not joined:
         return Audience.MISSED
-    if furthest >= STAYED_SHARE * duration.total_seconds():
+    if stayed_to_end:
         return Audience.ATTENDED
     return Audience.LEFT_EARLY

@@ -61,8 +61,13 @@ def contact_id_of(token: str) -> int | None:
 
 def headers_for(contact_id: int) -> dict[str, str]:
     """The List-Unsubscribe headers (RFC 2369 and RFC 8058 one-click) of an email to a contact."""
+    return headers_with(url_for(contact_id))
+
+
+def headers_with(url: str) -> dict[str, str]:
+    """The List-Unsubscribe headers of an email whose contact's link (`url_for`) is known."""
     return {
-        "List-Unsubscribe": f"<{url_for(contact_id)}>",
+        "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 

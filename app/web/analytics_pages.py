@@ -16,16 +16,16 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.models import Schedule, Webinar, WebinarSession
-from app.services import engagement
+from app.services import audit, demo_history, engagement, ids
 from app.services.csv_export import csv_bytes
 from app.services.engagement import Filters
 from app.services.permissions import Permission, can
 from app.web import analytics_dashboard as dashboard
 from app.web import analytics_overview as overview_page
-from app.web.access import staff_route, staff_user
+from app.web.access import client_ip, staff_route, staff_user
 from app.web.analytics_charts import Links
 from app.web.analytics_interactions import option_labels
 from app.web.templating import render, render_error
@@ -98,7 +98,9 @@ def read_filters(params: Mapping[str, str], *, sessions: bool) -> FilterInput:
         found.end = None
     if sessions and form["session"]:
         if form["session"].isascii() and form["session"].isdigit():
-            found.session_id = int(form["session"])
+            # A number too large for an id is a session of no webinar: nothing to show.
+            number = int(form["session"])
+            found.session_id = number if ids.is_id(number) else 0
         else:
             found.errors["session"] = "Choose one of this webinar's sessions."
     return found
@@ -117,7 +119,11 @@ async def _session_options(webinar: Webinar, chosen: int | None) -> list[tuple[i
             "id", "starts_at", "kind"
         )
     zone = await _zone_of(webinar)
-    return [(row["id"], _session_label(row["starts_at"], row["kind"], zone)) for row in rows]
+    sample = await demo_history.sample_session_ids(webinar.id)
+    return [
+        (row["id"], _session_label(row["starts_at"], row["kind"], zone, row["id"] in sample))
+        for row in rows
+    ]
 
 
 async def _zone_of(webinar: Webinar) -> ZoneInfo:
@@ -128,10 +134,11 @@ async def _zone_of(webinar: Webinar) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _session_label(starts_at: datetime, kind: str, zone: ZoneInfo) -> str:
+def _session_label(starts_at: datetime, kind: str, zone: ZoneInfo, sample: bool = False) -> str:
     local = starts_at.astimezone(zone)
     when = f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
-    return when if kind == "scheduled" else f"{when} · {KIND_NAMES.get(kind, kind)}"
+    label = when if kind == "scheduled" else f"{when} · {KIND_NAMES.get(kind, kind)}"
+    return f"{label} · sample data" if sample else label
 
 
 def _bad_filters(found: FilterInput) -> Response:
@@ -174,6 +181,7 @@ async def overview(request: Request) -> Response:
         "errors": found.errors,
         "query": found.query(),
         "active": ACTIVE,
+        "sample_history": await demo_history.has_sample_history(),
     }
     if found.errors:
         return render(request, "admin/analytics.html", context, status=400)
@@ -222,6 +230,7 @@ async def webinar_dashboard(request: Request) -> Response:
         "form": found.form,
         "errors": found.errors,
         "sessions": await _session_options(webinar, found.session_id),
+        "sample_sessions": len(await demo_history.sample_session_ids(webinar.id)),
         "query": found.query(),
         "active": ACTIVE,
     }
@@ -274,3 +283,20 @@ async def webinar_csv(request: Request) -> Response:
         )
     name = f"webinar-{webinar.id}-{chart}{_suffix(found)}"
     return _csv(csv_bytes(table.header, table.rows), name)
+
+
+@staff_route(Permission.EDIT_WEBINARS)
+async def sample_remove(request: Request) -> Response:
+    """Take the demo's sample history away (its poll and offer stay)."""
+    webinar = await webinar_of(request)
+    if webinar is None:
+        return webinar_missing(request)
+    removed = await demo_history.remove(webinar)
+    await audit.record(
+        action="demo.sample_removed",
+        actor=staff_user(request),
+        target=f"webinar {webinar.id}",
+        ip=client_ip(request),
+        details={"people": removed},
+    )
+    return RedirectResponse(f"/admin/analytics/webinars/{webinar.id}", status_code=303)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.models import Webinar
-from app.services import accounts, audit, auth, people, profiles
+from app.services import accounts, audit, auth, demo_history, people, profiles
 from app.services.content import FormErrors
 from app.services.permissions import Permission, can
 from app.web.access import client_ip, staff_route, staff_user
@@ -72,6 +72,7 @@ async def contact_page(request: Request) -> Response:
             "company": (await accounts.company_names([domain])).get(domain, ""),
             "account_key": (await accounts.account_keys([domain])).get(domain, ""),
             "formula": people.SCORE_FORMULA,
+            "sample": await demo_history.is_sample_contact(found.contact.id),
             "active": "/admin/contacts",
         },
     )

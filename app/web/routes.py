@@ -57,6 +57,13 @@ def build_routes() -> list[BaseRoute]:
         Route("/", pages.home, methods=GET),
         Route("/healthz", pages.healthz, methods=GET),
         Route("/readyz", pages.readyz, methods=GET),
+        # Public webinar pages, near the top: the router tries routes in order, and these are
+        # what a crowd asks for (no other route starts with /w/). theme.css comes before
+        # /w/{slug}, which would otherwise take it.
+        Route("/w/theme.css", landing.theme_css, methods=GET),
+        Route("/w/{slug}", landing.landing_page, methods=GET),
+        Route("/w/{slug}/register", landing.register, methods=POST),
+        Route("/w/{slug}/embed", landing.embed_page, methods=GET),
         # Staff sign-in
         Route("/login", auth_pages.login, methods=FORM),
         Route("/login/2fa", auth_pages.login_second_factor, methods=FORM),
@@ -114,6 +121,11 @@ def build_routes() -> list[BaseRoute]:
             analytics_pages.webinar_csv,
             methods=GET,
         ),
+        Route(
+            "/admin/analytics/webinars/{webinar_id:id}/sample/remove",
+            analytics_pages.sample_remove,
+            methods=POST,
+        ),
         *_people_routes(),
         Route("/admin/outbox", admin.outbox, methods=GET),
         Route("/admin/outbox/{message_id:bigid}", admin.outbox_message, methods=GET),
@@ -130,11 +142,6 @@ def build_routes() -> list[BaseRoute]:
         Route("/admin/settings/sender/check", admin.settings_sender_check, methods=POST),
         Route("/admin/settings/analytics", admin.settings_analytics, methods=POST),
         Route("/admin/audit", admin.audit_log, methods=GET),
-        # Public webinar pages. theme.css comes before /w/{slug}, which would otherwise take it.
-        Route("/w/theme.css", landing.theme_css, methods=GET),
-        Route("/w/{slug}", landing.landing_page, methods=GET),
-        Route("/w/{slug}/register", landing.register, methods=POST),
-        Route("/w/{slug}/embed", landing.embed_page, methods=GET),
         # A registrant's own pages, reached through the personal token of their link.
         Route("/j/{token}/registered", join_pages.thanks, methods=GET),
         Route("/j/{token}/calendar.ics", join_pages.calendar_file, methods=GET),

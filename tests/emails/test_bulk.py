@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiosmtpd.controller import Controller
 from emails import SendError, SmtpMailer
 from emails.mailers import MemoryMailer, send_each
 from emails.message import HeaderInjectionError
-from emails.raw import RawMessage, build
+from emails.raw import RawMessage, Writer, build
 from tests.emails.test_smtp import (
     HOST,
     SMTP_PASSWORD,
@@ -120,6 +121,92 @@ def test_line_breaks_in_headers_are_refused(changes: dict[str, Any]) -> None:
 def test_addresses_the_fast_path_cannot_write_are_refused(address: str) -> None:
     with pytest.raises(ValueError, match="not a plain address"):
         raw(to_address=address)
+
+
+def test_a_writer_shares_the_batchs_headers_and_writes_what_build_writes() -> None:
+    writer = Writer(
+        sender="Encore Team <encore@example.com>",
+        sender_address="encore@example.com",
+        date="Thu, 03 Dec 2026 15:00:00 GMT",
+        headers={"Reply-To": "help@example.com"},
+    )
+    first, second = (
+        writer.write(
+            to_name=name,
+            to_address=f"{number}@example.com",
+            subject="Morgen",
+            text=TEXT,
+            html=HTML,
+            message_id=f"<{number}@example.com>",
+            headers={"List-Unsubscribe": f"<https://example.com/u/{number}>"},
+        )
+        for number, name in ((1, "Ann"), (2, "Bob"))
+    )
+    for message, name in ((first, "Ann"), (second, "Bob")):
+        email = parsed(message.data)
+        assert email["Reply-To"] == "help@example.com"
+        assert email["From"].addresses[0].display_name == "Encore Team"
+        assert email["To"].addresses[0].display_name == name
+        plain = email.get_body(("plain",))
+        assert plain is not None
+        assert plain.get_content().replace("\r\n", "\n") == TEXT
+    assert first.sender == "encore@example.com"
+    alone = raw(1, to_name="Ann", to_address="1@example.com", subject="Morgen")
+    head = alone.data.split(b"\r\n\r\n", 1)[0]
+    assert head.replace(b"<step-1@", b"<1@").split(b"\r\n")[:4] == (first.data.split(b"\r\n")[:4])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Ünïcödé Ñame " * 20, "Grüße " * 400 + "\n"),  # a long non-ASCII name, a long line
+        ("José", "x" * 3000),  # one word longer than any line may be, no final newline
+        ("Zoë", "old Mac line ends\rwindows\r\nunix\n.dot\nFrom here\n= sign \ttab \n"),
+        ("A\u2028B", "\u2028 separators \u0085 and \x0c form feed\n"),
+    ],
+)
+def test_awkward_names_and_bodies_read_back_as_written(name: str, text: str) -> None:
+    subject = f"Morgen: {name}"
+    message = raw(to_name=name, subject=subject, text=text, html=f"<p>{text}</p>")
+    assert max(len(line) for line in message.data.split(b"\r\n")) <= 998
+    assert b"\n" not in message.data.replace(b"\r\n", b"")
+    assert b"\r" not in message.data.replace(b"\r\n", b"")
+    email = parsed(message.data)
+    assert email["To"].addresses[0].addr_spec == "anna0@example.com"
+    # RFC 2047 decoding joins adjacent encoded words (the standard library's address parser
+    # keeps the space between them, even for names it folds itself).
+    phrase = message.header("To").rsplit(" <", 1)[0].replace("\r\n", "")
+    assert str(make_header(decode_header(phrase))) == name.strip()
+    plain = email.get_body(("plain",))
+    rich = email.get_body(("html",))
+    assert plain is not None
+    assert rich is not None
+    assert email["Subject"] == subject
+    written = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert plain.get_content().replace("\r\n", "\n") == written
+    assert rich.get_content().replace("\r\n", "\n") == f"<p>{written}</p>"
+    # Quoted-printable lines stay within 76 characters (RFC 2045).
+    body = message.data.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+
+
+@pytest.mark.parametrize("name", ["Ann\rBcc: eve@example.com", "Ann\r\n", "\nAnn"])
+def test_a_writer_refuses_line_breaks_in_names(name: str) -> None:
+    with pytest.raises(HeaderInjectionError):
+        raw(to_name=name)
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Reply-To": "a@example.com\r\nBcc: eve@example.com"}, {"X\nY": "z"}]
+)
+def test_a_writer_refuses_line_breaks_in_shared_headers(headers: dict[str, str]) -> None:
+    with pytest.raises(HeaderInjectionError):
+        Writer(
+            sender="Encore <encore@example.com>",
+            sender_address="encore@example.com",
+            date="Thu, 03 Dec 2026 15:00:00 GMT",
+            headers=headers,
+        )
 
 
 async def test_a_mailer_without_send_many_gets_each_message_parsed() -> None:

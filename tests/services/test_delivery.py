@@ -8,13 +8,14 @@ from email.message import EmailMessage
 
 import pytest
 
-from app.models import Contact, EmailState, PlannedEmail
+from app.models import AnalyticsEvent, Contact, EmailState, PlannedEmail
 from app.services import delivery, mail
 from app.settings import Settings
 from emails import MemoryMailer, SendError
 
 NOW = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 KIND = "test_note"
+BULK_KIND = "test_bulk_note"
 rendered_for: list[int] = []
 
 
@@ -26,6 +27,14 @@ async def _render(row: PlannedEmail, now: datetime) -> delivery.Rendered:
     if row.context.get("explode"):
         raise RuntimeError("template broke")
     return delivery.Rendered(to=row.to_email, subject="Note", text=f"note {row.id}\n")
+
+
+@delivery.bulk_renderer(BULK_KIND)
+async def _render_many(rows: list[delivery.Claimed], now: datetime) -> list[delivery.Rendered]:
+    return [
+        delivery.Rendered(to=row.to_email, to_name="Ada", subject="Bulk", text=f"{row.id}\n")
+        for row in rows
+    ]
 
 
 async def plan(to: str = "ada@example.com", due: datetime = NOW, **context: bool) -> PlannedEmail:
@@ -150,6 +159,26 @@ async def test_a_row_left_sending_by_a_dead_process_is_sent_later(
     }
     [message] = mailer.sent
     assert message["Message-ID"] == row.message_id
+
+
+async def test_a_batch_goes_out_oldest_first_and_each_sent_row_is_marked_once(
+    database: Settings, mailer: MemoryMailer
+) -> None:
+    # Planned newest first, with microseconds on some: the claim's rows come back in any
+    # order, and the batch is sent by due moment, then id.
+    moments = [NOW - timedelta(minutes=n, microseconds=n % 3 * 1500) for n in range(12)]
+    rows = [
+        await delivery.plan(BULK_KIND, to_email=f"p{n}@example.com", due_at=moment)
+        for n, moment in enumerate(moments)
+    ]
+    rows.append(await delivery.plan(BULK_KIND, to_email="same@example.com", due_at=moments[0]))
+    assert await delivery.deliver_due(NOW) == {EmailState.SENT: len(rows)}
+    expected = sorted(rows, key=lambda row: (row.due_at, row.id))
+    assert [m["Message-ID"] for m in mailer.sent] == [row.message_id for row in expected]
+    stored = await PlannedEmail.filter(state=EmailState.SENT).values_list("sent_at", "error")
+    assert stored == [(NOW, None)] * len(rows)
+    events = await AnalyticsEvent.filter(kind="email_sent")
+    assert sorted(event.data["email_id"] for event in events) == sorted(row.id for row in rows)
 
 
 async def test_unknown_kinds_are_refused_when_planned(database: Settings) -> None:

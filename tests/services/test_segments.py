@@ -189,6 +189,25 @@ async def test_membership_among_some_contacts_only(world: World) -> None:
     assert await names_of(world, R(min_watch_percent=10), [people["cat"].id]) == {"cat"}
 
 
+async def test_everyone_and_some_contacts_agree_for_rules_about_visits(world: World) -> None:
+    # Rules that need a visit read the visits first for everyone; among some contacts they
+    # filter the registrations first. Both must give the same members.
+    onboarding, advanced = world.onboarding.id, world.advanced.id
+    day = (NOW - timedelta(days=10)).date()
+    everyone = [contact.id for contact in world.people.values()]
+    for rules in (
+        R(attendance="attended"),
+        R(clicked_offer=True),
+        R(min_watch_percent=50),
+        R(webinar_id=onboarding, attendance="attended", min_watch_percent=80),
+        R(webinar_id=advanced, clicked_offer=True),
+        R(account="beta.example", attendance="attended"),
+        R(start=day, end=day, clicked_offer=True),
+        R(date_of="registration", start=day, min_watch_percent=10),
+    ):
+        assert await names_of(world, rules) == await names_of(world, rules, everyone), rules
+
+
 def test_field_values_match_as_people_would_read_them() -> None:
     assert segments.field_matches("  Chief   Officer ", "chief officer")
     assert segments.field_matches(True, "Yes")

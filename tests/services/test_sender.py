@@ -340,7 +340,7 @@ async def _render_note(row: PlannedEmail, now: datetime) -> delivery.Rendered:
 
 
 @delivery.bulk_renderer(BULK)
-async def _render_bulk(rows: list[PlannedEmail], now: datetime) -> list[delivery.Rendered]:
+async def _render_bulk(rows: list[delivery.Claimed], now: datetime) -> list[delivery.Rendered]:
     return [
         delivery.Rendered(
             to=row.to_email,

@@ -176,6 +176,37 @@ def test_a_subject_is_one_line_whatever_is_typed() -> None:
     assert (result.minutes, result.audience, result.enabled) == (120, Audience.MISSED, True)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"first_name": "Ann", "name": "Ann Example", "join_link": "https://e.x/j/a?b=1&c=2"},
+        {"first_name": "{webinar}", "name": "A <b>&amp;</b> {x}", "join_link": "{join_link}"},
+        {"first_name": "", "name": "", "join_link": ""},
+    ],
+)
+def test_a_step_cut_once_fills_as_the_compiled_step_does(values: dict[str, str]) -> None:
+    step = sequences.StepInput(
+        StepKind.REMINDER,
+        60,
+        Audience.EVERYONE,
+        True,
+        "In {minutes}: {webinar}  for\t{first_name}",
+        "Hello {first_name}, {unknown} stays.\n\n{join_link}\n{name} {email} {when}",
+    )
+    webinar = Webinar(title="Growth {webinar} {x}", theme={})
+    compiled = sequences.compile_step(step, webinar, language="de", with_unsubscribe=True)
+    values = {
+        **values,
+        "email": "ann@example.com",
+        "webinar": webinar.title,
+        "when": "morgen <10:00>",
+        "replay_link": values["join_link"],
+        "register_link": "https://e.x/w/growth",
+        "unsubscribe_link": "https://e.x/u/1.ab&c",
+    }
+    assert sequences._Prepared(compiled).fill(values) == compiled.fill(values)
+
+
 async def test_at_most_ten_reminders(database: Settings) -> None:
     webinar = await make_webinar()
     await sequences.ensure_steps(webinar)
@@ -363,7 +394,18 @@ async def test_a_reminder_goes_out_with_its_variables_and_an_unsubscribe_link(
     body = html_of(message)
     assert "<b>Example" not in body
     assert f'<a href="http://testserver/j/{token}">' in body
-    assert message.message_id == (await PlannedEmail.get(state=EmailState.SENT)).message_id
+    row = await PlannedEmail.get(state=EmailState.SENT)
+    assert message.message_id == row.message_id
+    # The database wrote its event from the row marked sent, keyed like every other event.
+    (event,) = await AnalyticsEvent.filter(kind="email_sent")
+    assert (event.webinar_id, event.session_id, event.registrant_id, event.contact_id) == (
+        webinar.id,
+        session.id,
+        registrant.id,
+        registrant.contact_id,
+    )
+    assert event.at == row.sent_at
+    assert event.data == {"email_id": row.id, "email_kind": sequences.STEP_EMAIL}
 
 
 async def test_stale_reminders_are_marked_not_sent(database: Settings) -> None:

@@ -358,6 +358,10 @@ async def test_bad_filters_are_shown_next_to_the_field(client: httpx.AsyncClient
     response = await client.get(f"{base(world)}?session={other_session.id}")
     assert response.status_code == 400
     assert "Choose one of this webinar&#39;s sessions." in response.text
+    # A number too large for an id is no session either (not a database error).
+    response = await client.get(f"{base(world)}?session={2**40}")
+    assert response.status_code == 400
+    assert "Choose one of this webinar&#39;s sessions." in response.text
 
 
 async def test_empty_states(client: httpx.AsyncClient) -> None:

@@ -162,6 +162,8 @@ POST_CASES: dict[str, tuple[dict[str, str], int]] = {
     "/admin/segments/export.csv": ({"name": "Typed"}, 200),
     "/admin/segments/{segment_id:id}": ({"name": "Renamed segment"}, 303),
     "/admin/segments/{segment_id:id}/delete": ({}, 303),
+    # The demo's sample history: the world has none, yet the removal is recorded in the audit log.
+    "/admin/analytics/webinars/{webinar_id:id}/sample/remove": ({}, 303),
 }
 
 
