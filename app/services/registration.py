@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import secrets
+import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import email_validator
 from disposable_email_domains import blocklist as disposable_domains
 from tortoise.exceptions import IntegrityError
 
@@ -50,7 +53,14 @@ from app.services import (
     sequences,
     sessions,
 )
-from app.services.content import FieldType, FormErrors, RegistrationRules, fields_from, rules_from
+from app.services.content import (
+    FieldType,
+    FormErrors,
+    RegistrationField,
+    RegistrationRules,
+    fields_from,
+    rules_from,
+)
 from app.settings import get_settings
 from emails.message import Attachment, address
 
@@ -73,12 +83,23 @@ ATTEMPT_KEEP = timedelta(days=1)
 # Pruning old attempts on about one request in this many keeps the table small without adding
 # a delete to every request.
 PRUNE_ONE_IN = 16
+# A registration stored through the group commit prunes at most this often per process.
+PRUNE_EVERY_SECONDS = 60.0
+_pruned_at = float("-inf")
 CLIENT_PURPOSE = "registration client"
 ON_DEMAND_TRIES = 100
 LINK_EMAIL = "join_link"
 # Bidirectional overrides reorder text on screen: in a name they only serve to mislead.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# The shape of nearly every address typed into a form, in lower case. The full validator
+# accepts each of these (within the length limits, outside special-use domains and IDNA's
+# "--" labels) and gives the same address back, so they skip it; everything else goes to it.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}", re.ASCII
+)
+LOCAL_PART_MAX = 64
+LABEL_MAX = 63
 
 
 class RegistrationError(Exception):
@@ -124,6 +145,22 @@ class _Form:
     choice: _Choice
 
 
+@dataclass(frozen=True)
+class FormSpec:
+    """What a webinar's form is checked against, parsed from the webinar once."""
+
+    fields: tuple[RegistrationField, ...]
+    rules: RegistrationRules
+
+
+def form_spec(webinar: Webinar) -> FormSpec:
+    """The custom fields and registration rules of a webinar, parsed."""
+    return FormSpec(
+        fields=tuple(fields_from(webinar.registration_fields)),
+        rules=rules_from(webinar.registration_rules),
+    )
+
+
 def join_url(token: str) -> str:
     """The absolute personal join link of a token."""
     return f"{get_settings().public_base_url}/j/{token}"
@@ -162,12 +199,13 @@ async def register(
     utm: Mapping[str, str] | None = None,
     referrer: str = "",
     rules: ScheduleRules | None = None,
+    spec: FormSpec | None = None,
 ) -> Registered:
     """Register the person of a public form for a webinar session; raises RegistrationError.
 
     `webinar` and `rules` may be a few seconds old (the web process keeps them briefly): a new
     registration is checked again when its batch is stored, and anything that has to go one
-    by one reads both afresh.
+    by one reads both afresh. `spec` is `form_spec(webinar)` when the caller keeps it too.
 
     An address registers once per webinar. Registering again returns the same registrant
     (token None) and emails the personal link again, at most every 10 minutes and 5 times a
@@ -186,8 +224,9 @@ async def register(
         raise RegistrationError(
             {"form": _t(language, "We could not accept this registration. Please try again.")}
         )
+    spec = spec or form_spec(webinar)
     try:
-        parsed = await _parse(webinar, rules, form, now, language)
+        parsed = await _parse(webinar, rules, spec, form, now, language)
     except RegistrationError:
         await _count_attempt(client, now, language)  # too many attempts outranks the errors
         raise
@@ -200,7 +239,7 @@ async def register(
             # One by one from here, against the webinar and schedule as they are now.
             await webinar.refresh_from_db()
             rules = _open_rules(webinar, await sessions.load_rules(webinar), language)
-            parsed = await _parse(webinar, rules, form, now, language)
+            parsed = await _parse(webinar, rules, form_spec(webinar), form, now, language)
     await _count_attempt(client, now, language)
     contact, new_contact = await contacts.get_or_create_contact(
         email=parsed.email,
@@ -341,6 +380,24 @@ def _disposable(domain: str) -> bool:
     return any(".".join(parts[i:]) in disposable_domains for i in range(len(parts) - 1))
 
 
+def normalise_email(raw: str) -> str:
+    """`contacts.normalise_email`, with a short way for plain addresses; raises ValueError."""
+    typed = raw.strip()
+    if typed.isascii() and len(typed) <= contacts.EMAIL_MAX:
+        address = typed.lower()
+        if _PLAIN_EMAIL.fullmatch(address):
+            local, _, domain = address.rpartition("@")
+            special = email_validator.SPECIAL_USE_DOMAIN_NAMES
+            if (
+                len(local) <= LOCAL_PART_MAX
+                and "--" not in domain
+                and all(len(label) <= LABEL_MAX for label in domain.split("."))
+                and not any(domain == name or domain.endswith("." + name) for name in special)
+            ):
+                return address
+    return contacts.normalise_email(raw)
+
+
 def _check_email(
     raw: str, rules: RegistrationRules, errors: FormErrors, language: str, key: str = "email"
 ) -> str:
@@ -348,7 +405,7 @@ def _check_email(
         errors.add(key, _t(language, "Please enter your email address."))
         return ""
     try:
-        email = contacts.normalise_email(raw)
+        email = normalise_email(raw)
     except ValueError:
         errors.add(
             key, _t(language, "Please enter a valid email address, such as ada@example.com.")
@@ -378,13 +435,13 @@ def _check_email(
 
 
 def _check_custom_fields(
-    webinar: Webinar, form: Mapping[str, Any], errors: FormErrors, language: str
+    spec: FormSpec, form: Mapping[str, Any], errors: FormErrors, language: str
 ) -> tuple[dict[str, Any], str]:
     """Typed answers of the custom fields, and the first phone number given."""
     answers: dict[str, Any] = {}
     phone = ""
     required = _t(language, "This field is required.")
-    for field in fields_from(webinar.registration_fields):
+    for field in spec.fields:
         raw = _value(form, field.key)
         typed = raw.strip()
         if field.type in (FieldType.CHECKBOX, FieldType.CONSENT):
@@ -406,7 +463,7 @@ def _check_custom_fields(
                 answers[field.key] = unicodedata.normalize("NFC", typed)
         elif field.type is FieldType.EMAIL:
             try:
-                answers[field.key] = contacts.normalise_email(typed)
+                answers[field.key] = normalise_email(typed)
             except ValueError:
                 errors.add(field.key, _t(language, "Please enter a valid email address."))
         elif field.type is FieldType.PHONE:
@@ -491,16 +548,15 @@ async def _check_session(
 async def _parse(
     webinar: Webinar,
     rules: ScheduleRules,
+    spec: FormSpec,
     form: Mapping[str, Any],
     now: datetime,
     language: str,
 ) -> _Form:
     errors = FormErrors()
     name = _check_name(_value(form, "name"), errors, language)
-    email = _check_email(
-        _value(form, "email"), rules_from(webinar.registration_rules), errors, language
-    )
-    answers, phone = _check_custom_fields(webinar, form, errors, language)
+    email = _check_email(_value(form, "email"), spec.rules, errors, language)
+    answers, phone = _check_custom_fields(spec, form, errors, language)
     viewer = _viewer_zone(_value(form, "timezone"))
     choice = await _check_session(
         webinar, rules, _value(form, "session"), viewer, now, errors, language
@@ -585,6 +641,18 @@ async def _create_registrant(
     return registrant, token, session
 
 
+def _token() -> tuple[str, str, str]:
+    """A new join token, its keyed hash and its sealed copy."""
+    token = crypto.new_token()
+    return token, crypto.hash_token(token), crypto.seal(token)
+
+
+def _tracking(utm: Mapping[str, str], referrer: str) -> tuple[dict[str, str], str]:
+    """The UTM values and referrer as stored: trimmed, clipped, empty ones left out."""
+    kept = {key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)}
+    return kept, _clip(referrer, REFERRER_MAX)
+
+
 def _new_registrant(
     webinar: Webinar,
     parsed: _Form,
@@ -595,22 +663,33 @@ def _new_registrant(
     emailed: bool,
 ) -> tuple[Registrant, str]:
     """An unsaved registrant (without contact and session) and its new join token."""
-    token = crypto.new_token()
+    token, token_hash, sealed = _token()
+    kept_utm, kept_referrer = _tracking(utm, referrer)
     registrant = Registrant(
         webinar_id=webinar.id,
-        join_token_hash=crypto.hash_token(token),
-        join_token_sealed=crypto.seal(token),
+        join_token_hash=token_hash,
+        join_token_sealed=sealed,
         timezone=parsed.zone.key,
         language=language_or_default(webinar.language),
         answers=parsed.answers,
-        utm={key: _clip(utm[key], UTM_MAX) for key in UTM_KEYS if _clip(utm.get(key), UTM_MAX)},
-        referrer=_clip(referrer, REFERRER_MAX),
+        utm=kept_utm,
+        referrer=kept_referrer,
         # The first email is recorded with the row (it is planned right after, unless the
         # address is suppressed, when no email would be sent again anyway).
         link_sent_at=now if emailed else None,
         link_sends=1 if emailed else 0,
     )
     return registrant, token
+
+
+def _prune_due() -> bool:
+    """Whether this process should prune old attempts now (at most every PRUNE_EVERY_SECONDS)."""
+    global _pruned_at
+    moment = time.monotonic()
+    if moment - _pruned_at < PRUNE_EVERY_SECONDS:
+        return False
+    _pruned_at = moment
+    return True
 
 
 async def _register_new_person(
@@ -625,25 +704,28 @@ async def _register_new_person(
     """Register a new address through the group commit; None when it must go one by one."""
     slot = parsed.choice.slot
     assert slot is not None
-    registrant, token = _new_registrant(
-        webinar, parsed, now, utm=utm, referrer=referrer, emailed=True
-    )
+    token, token_hash, sealed = _token()
+    kept_utm, kept_referrer = _tracking(utm, referrer)
     item = intake.NewRegistration(
         client_hash=crypto.sign(client, CLIENT_PURPOSE),
         limit=get_settings().registrations_per_client_hour,
         window_start=now - ATTEMPT_WINDOW,
         now=now,
-        contact=Contact(
-            email=parsed.email,
-            name=parsed.name[:NAME_MAX],
-            phone=parsed.phone,
-            company_domain=contacts.email_domain(parsed.email),
-        ),
-        registrant=registrant,
+        email=parsed.email,
+        name=parsed.name[:NAME_MAX],
+        phone=parsed.phone,
+        company_domain=contacts.email_domain(parsed.email),
         webinar_id=webinar.id,
         starts_at=slot.starts_at,
         session_kind=sessions.kind_of(slot),
         viewer_zone=parsed.zone,
+        join_token_hash=token_hash,
+        join_token_sealed=sealed,
+        timezone=parsed.zone.key,
+        language=language_or_default(webinar.language),
+        answers=parsed.answers,
+        utm=kept_utm,
+        referrer=kept_referrer,
         email_kind=LINK_EMAIL,
     )
     outcome = await intake.intake().submit(item)
@@ -651,11 +733,38 @@ async def _register_new_person(
         raise _too_many(language)
     if outcome is not intake.Outcome.STORED:
         return None
-    if secrets.randbelow(PRUNE_ONE_IN) == 0:
+    if _prune_due():
         await prune_attempts(now)
-    registrant.contact = item.contact
-    registrant.webinar = webinar
-    registrant.session = item.session
+    # The stored rows as objects, built directly: every value is known here.
+    contact = Contact.construct(
+        _saved_in_db=True,
+        id=item.contact_id,
+        email=item.email,
+        name=item.name,
+        phone=item.phone,
+        company_domain=item.company_domain,
+        unsubscribed_at=None,
+        suppressed_at=None,
+        created_at=item.created_at,
+    )
+    registrant = Registrant.construct(
+        _saved_in_db=True,
+        id=item.registrant_id,
+        contact=contact,
+        webinar=webinar,
+        session=item.session,
+        join_token_hash=token_hash,
+        join_token_sealed=sealed,
+        timezone=item.timezone,
+        language=item.language,
+        answers=item.answers,
+        utm=item.utm,
+        referrer=item.referrer,
+        link_sent_at=now,
+        link_sends=1,
+        plan_state=1,
+        created_at=item.created_at,
+    )
     return Registered(
         registrant=registrant,
         session=item.session,

@@ -6,6 +6,7 @@ visitor's zone (`?tz=`, which `static/js/landing.js` sets once from the browser'
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -459,15 +460,39 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else "•••"
 
 
-async def _registration_target(slug: str) -> tuple[Webinar, ScheduleRules | None] | None:
-    """The published webinar and its rules, read at most every few seconds per process."""
+_Target = tuple[Webinar, ScheduleRules | None, registration.FormSpec]
+# The read of each slug's target under way, with its event loop: requests that find no
+# snapshot while it runs wait for it instead of each reading the same rows again (a crowd
+# arriving as the snapshot expires would otherwise send one read per request).
+_target_reads: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[_Target | None]]] = {}
+
+
+async def _registration_target(slug: str) -> _Target | None:
+    """The published webinar, its rules and parsed form, read at most every few seconds."""
     known = registration_targets.get(slug)
     if known is not None:
         return known
+    loop = asyncio.get_running_loop()
+    reading = _target_reads.get(slug)
+    if reading is None or reading[0] is not loop or reading[1].done():
+        task = loop.create_task(_read_target(slug))
+        reading = _target_reads[slug] = (loop, task)
+        task.add_done_callback(lambda done: _forget_read(slug, done))
+    # Shielded: one waiter giving up does not cancel the read for the others.
+    return await asyncio.shield(reading[1])
+
+
+def _forget_read(slug: str, task: asyncio.Task[_Target | None]) -> None:
+    reading = _target_reads.get(slug)
+    if reading is not None and reading[1] is task:
+        del _target_reads[slug]
+
+
+async def _read_target(slug: str) -> _Target | None:
     webinar = await published_webinar(slug)
     if webinar is None:
         return None  # not kept: it may be published any moment
-    target = (webinar, await sessions.load_rules(webinar))
+    target = (webinar, await sessions.load_rules(webinar), registration.form_spec(webinar))
     registration_targets.put(slug, target)
     return target
 
@@ -477,7 +502,7 @@ async def register(request: Request) -> Response:
     target = await _registration_target(request.path_params["slug"])
     if target is None:
         return not_found(request)
-    webinar, rules = target
+    webinar, rules, spec = target
     form = await _read_form(request)
     if form is None:
         message = i18n.gettext(webinar.language, "This form submission is too large.")
@@ -494,6 +519,7 @@ async def register(request: Request) -> Response:
             utm=utm,
             referrer=referrer,
             rules=rules,
+            spec=spec,
         )
     except registration.RegistrationError as error:
         if error.status == 404:

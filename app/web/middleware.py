@@ -119,19 +119,24 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            client = scope.get("client")
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": request_id,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "client": client[0] if client else "",
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                _log_request(scope, status, request_id, started)
+
+
+def _log_request(scope: Scope, status: int, request_id: str, started: float) -> None:
+    client = scope.get("client")
+    log.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "request_id": request_id,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "client": client[0] if client else "",
+        },
+    )
 
 
 def security_headers(scope: Scope) -> dict[str, str]:
@@ -149,6 +154,15 @@ def security_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+@lru_cache(maxsize=8)
+def _raw_security_headers(settings: Settings, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """`security_headers` as raw ASGI header pairs, built once per settings and scheme."""
+    headers = security_headers({"scheme": "https" if https else "http"})
+    return tuple(
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
+
+
 class SecurityHeadersMiddleware:
     """CSP, framing, sniffing and referrer rules on every response; HSTS over HTTPS."""
 
@@ -160,16 +174,24 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wanted = security_headers(scope)
+        wanted = _raw_security_headers(get_settings(), is_https(scope))
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
+                # Each header is added unless the response set its own (one pass over them).
+                present = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in present}
                 # A page whose own CSP lets others frame it must not be denied by the old header.
-                framable = "frame-ancestors *" in headers.get("content-security-policy", "")
-                for name, value in wanted.items():
-                    if not (framable and name == "X-Frame-Options"):
-                        headers.setdefault(name, value)
+                framable = any(
+                    name.lower() == b"content-security-policy" and b"frame-ancestors *" in value
+                    for name, value in present
+                )
+                present.extend(
+                    (name, value)
+                    for name, value in wanted
+                    if name not in names and not (framable and name == b"x-frame-options")
+                )
+                message["headers"] = present
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -17,12 +17,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from starlette.responses import Response
 
 from app.models import Webinar
 from app.schedule import ScheduleRules
+
+if TYPE_CHECKING:
+    from app.services.registration import FormSpec
 
 T = TypeVar("T")
 
@@ -110,7 +113,7 @@ class PageCache:
 
 
 landing_pages = PageCache()
-registration_targets: Snapshots[tuple[Webinar, ScheduleRules | None]] = Snapshots(
+registration_targets: Snapshots[tuple[Webinar, ScheduleRules | None, FormSpec]] = Snapshots(
     TARGET_TTL_SECONDS
 )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import re
 import time as clock
 from datetime import UTC, date, datetime, time, timedelta
@@ -463,6 +465,25 @@ async def test_registration_end_to_end(client: httpx.AsyncClient, mailer: Memory
     assert "data-reload-at-start" in join.text
     assert f'href="/j/{token}/calendar.ics"' in join.text
     _assert_token_headers(join)
+
+
+async def test_a_crowd_without_a_snapshot_reads_the_webinar_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_webinar()
+    emails = [f"crowd{i}@example.com" for i in range(4)]
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        responses = await asyncio.gather(
+            *(client.post("/w/growth-101/register", data=_form(email=e)) for e in emails)
+        )
+    assert [response.status_code for response in responses] == [303] * 4
+    reads = [
+        record
+        for record in caplog.records
+        if 'FROM "webinar"' in record.getMessage() and "growth-101" in record.getMessage()
+    ]
+    assert len(reads) == 1
+    assert await Registrant.all().count() == 4
 
 
 async def test_the_join_page_follows_the_session(client: httpx.AsyncClient) -> None:
