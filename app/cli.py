@@ -234,7 +234,17 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     handler, _ = COMMANDS[args.command]
     try:
-        code: int = asyncio.run(handler(settings, args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code: int = runner.run(handler(settings, args))
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop of uvloop where installed (as uvicorn's own command picks), else None."""
+    try:
+        import uvloop
+    except ImportError:  # not built for every platform: asyncio's own loop then
+        return None
+    return uvloop.new_event_loop
