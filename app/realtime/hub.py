@@ -87,7 +87,6 @@ class Connection:
 
     attendee: room.Attendee | None = None
     staff_id: int | None = None
-    role: str = ""
     staff_token: str = ""  # the sign-in the console connected with: it must stay valid
     moderates: bool = False  # counted as the team being online (may answer the chat)
     limits: Limits = field(default_factory=Limits)
@@ -268,7 +267,6 @@ class Hub:
             if role is None:
                 await self.sio.disconnect(sid)
             else:
-                connection.role = role.value
                 await self._set_moderates(connection, can(role, Permission.MODERATE))
 
     async def _check_bans(self) -> None:
@@ -399,7 +397,7 @@ class Hub:
             )
         user = session.user
         assert isinstance(user, StaffUser)
-        connection = Connection(staff_id=user.id, role=user.role.value, staff_token=token)
+        connection = Connection(staff_id=user.id, staff_token=token)
         self.connections[sid] = connection
         await self.sio.enter_room(sid, protocol.STAFF_ROOM)
         hello: protocol.HelloPayload = {"role": user.role.value, "name": user.name}
@@ -535,7 +533,6 @@ class Hub:
             return refused("unauthenticated", "Sign in again.")
         user = session.user
         assert isinstance(user, StaffUser)
-        connection.role = user.role.value
         await self._set_moderates(connection, can(user.role, Permission.MODERATE))
         if not can(user.role, permission):
             return refused("forbidden", "Your role may not do this.")

@@ -30,7 +30,6 @@ from app.models import (
     AnalyticsEvent,
     Contact,
     DailyVisitor,
-    EmailState,
     PlannedEmail,
     Registrant,
 )
@@ -205,11 +204,6 @@ async def record_registration(registrant: Registrant, at: datetime) -> None:
     await registration_event(registrant, at).save()
 
 
-async def emails_sent(email_ids: Sequence[int], at: datetime) -> None:
-    """Write an `email_sent` event for each of these emails that was marked sent at `at`."""
-    await _email_events(EMAIL_SENT, email_ids, at, {})
-
-
 async def email_bounced(email_id: int, at: datetime, reason: str) -> None:
     """Write an `email_bounced` event: the receiving server refused the email for good."""
     await _email_events(EMAIL_BOUNCED, [email_id], at, {"reason": reason[:200]})
@@ -223,9 +217,6 @@ async def _email_events(
     if not email_ids:
         return
     query = PlannedEmail.filter(id__in=list(email_ids))
-    if kind == EMAIL_SENT:
-        # Only rows this delivery marked sent (a row claimed again meanwhile is not).
-        query = query.filter(state=EmailState.SENT, sent_at=at)
     try:
         rows = await query.values(
             "id",

@@ -549,8 +549,9 @@ async def click(attendee: Attendee, interaction_id: object, now: datetime) -> In
     kind = CLICK_EVENTS.get(interaction.kind)
     if kind is None:
         raise RoomError("bad_request", "Only offers, links and downloads can be clicked.")
-    if attendee.mode(now) == "waiting" or (
-        attendee.mode(now) == "live"
+    mode = attendee.mode(now)
+    if mode == "waiting" or (
+        mode == "live"
         and attendee.position(now) < interaction.opens_at_seconds - interactions.OPEN_EARLY
     ):
         raise RoomError("closed", "This is not open yet.", attendee.language)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import socketio
 
-from app.models import AnalyticsEvent, ChatMessage, Interaction, Role, StaffUser
+from app.models import AnalyticsEvent, ChatMessage, Interaction, Role, StaffUser, WebinarSession
 from app.realtime import hub as hub_module
 from app.realtime import protocol
 from app.services import attendance, auth
@@ -32,6 +32,19 @@ from tests.realtime.test_room import (
 
 HUGE = 2**40  # a whole number past any INTEGER id
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+async def timed(
+    session: WebinarSession, kind: str, title: str, opens_at: int, config: dict[str, Any]
+) -> Interaction:
+    """An interaction of the session's webinar, opening `opens_at` seconds into the video."""
+    return await Interaction.create(
+        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
+        kind=kind,
+        title=title,
+        config=config,
+        opens_at_seconds=opens_at,
+    )
 
 
 async def signed_in_staff(role: Role = Role.OWNER) -> tuple[StaffUser, str]:
@@ -181,12 +194,12 @@ async def test_quiz_answers_reach_only_those_who_answered(
     server: LiveServer, peers: list[Peer]
 ) -> None:
     session = await make_session()
-    quiz = await Interaction.create(
-        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
-        kind="quiz",
-        title="Which port?",
-        config={"options": ["80", "443", "8080"], "correct": [1], "explanation": "TLS"},
-        opens_at_seconds=600,
+    quiz = await timed(
+        session,
+        "quiz",
+        "Which port?",
+        600,
+        {"options": ["80", "443", "8080"], "correct": [1], "explanation": "TLS"},
     )
     _ann, ann_token = await make_attendee(session)
     _bob, bob_token = await make_attendee(session, "Bob Other")
@@ -207,19 +220,19 @@ async def test_clicks_count_people_once_and_not_before_the_moment(
     server: LiveServer, peers: list[Peer]
 ) -> None:
     session = await make_session(started=timedelta(minutes=12))
-    offer = await Interaction.create(
-        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
-        kind="offer",
-        title="20% off",
-        config={"text": "Today", "button": "Get it", "url": "https://example.com/buy"},
-        opens_at_seconds=60,
+    offer = await timed(
+        session,
+        "offer",
+        "20% off",
+        60,
+        {"text": "Today", "button": "Get it", "url": "https://example.com/buy"},
     )
-    later = await Interaction.create(
-        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
-        kind="offer",
-        title="Later",
-        config={"text": "Soon", "button": "Go", "url": "https://example.com/later"},
-        opens_at_seconds=1500,
+    later = await timed(
+        session,
+        "offer",
+        "Later",
+        1500,
+        {"text": "Soon", "button": "Go", "url": "https://example.com/later"},
     )
     ann, token = await make_attendee(session)
     peer, _ = await join(server, peers, token)
@@ -293,13 +306,7 @@ async def test_a_muted_attendee_cannot_ask_the_team_either(
     server: LiveServer, peers: list[Peer]
 ) -> None:
     session = await make_session()
-    question = await Interaction.create(
-        webinar_id=session.webinar_id,  # type: ignore[attr-defined]
-        kind="question",
-        title="Your question",
-        config={},
-        opens_at_seconds=600,
-    )
+    question = await timed(session, "question", "Your question", 600, {})
     ann, token = await make_attendee(session)
     peer, _ = await join(server, peers, token)
     team = await presenter(server, peers)
