@@ -30,12 +30,10 @@ from email.utils import formatdate
 from typing import Any
 
 from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.models import Contact, EmailState, PlannedEmail
-from app.services import analytics_events
+from app.services import analytics_events, rows
 from app.services import sender as senders
-from app.services.rows import placeholders
 from app.services.sender import Sender
 from emails import SendError, compose
 from emails.mailers import send_each
@@ -509,19 +507,6 @@ async def _finish_many(ids: list[int], state: EmailState, now: datetime, error: 
 _IDS_PER_STATEMENT = 10_000
 
 
-def among_ids(
-    connection: BaseDBAsyncClient, ids: list[int], *, after: int = 0, sql_type: str = "int"
-) -> tuple[str, list[Any]]:
-    """`IN (...)` for a list of ids, and its parameters, numbered after `after`.
-
-    PostgreSQL takes the list as one array parameter (`= ANY($n)`), so the statement's text is
-    the same for any number of ids and its prepared form is reused, not parsed again per call.
-    """
-    if connection.capabilities.dialect == "postgres":
-        return f"= ANY(${after + 1}::{sql_type}[])", [list(ids)]
-    return f"IN ({placeholders(connection, after, len(ids))})", list(ids)
-
-
 async def _mark_sent(ids: list[int], now: datetime) -> None:
     """Mark claimed rows sent, then have the database write their `email_sent` events.
 
@@ -537,7 +522,7 @@ async def _mark_sent(ids: list[int], now: datetime) -> None:
     data = "jsonb_build_object" if postgres else "json_object"
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         chunk = ids[start : start + _IDS_PER_STATEMENT]
-        among, values = among_ids(connection, chunk, after=1, sql_type="bigint")
+        among, values = rows.any_of(connection.capabilities.dialect, 1, chunk, sql_type="bigint")
         await connection.execute_query(
             f"UPDATE planned_email SET state = 'sent', sent_at = {first}, error = NULL "  # noqa: S608
             f"WHERE state = 'sending' AND id {among}",

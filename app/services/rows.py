@@ -138,14 +138,18 @@ def marks(dialect: str, start: int, count: int) -> str:
     return ", ".join("?" * count)
 
 
-def any_of(dialect: str, start: int, values: Sequence[Any]) -> tuple[str, list[Any]]:
+def any_of(
+    dialect: str, start: int, values: Sequence[Any], *, sql_type: str = ""
+) -> tuple[str, list[Any]]:
     """`column <this>` matching any of `values`, and its parameters, numbered after `start`.
 
-    PostgreSQL gets one array parameter, so the statement reads the same whatever the number
-    of values and its prepared form is reused; SQLite a list of parameters.
+    PostgreSQL gets one array parameter (of `sql_type`, when the column's type does not tell),
+    so the statement reads the same whatever the number of values and its prepared form is
+    reused; SQLite a list of parameters.
     """
     if dialect == "postgres":
-        return f"= ANY(${start + 1})", [list(values)]
+        cast = f"::{sql_type}[]" if sql_type else ""
+        return f"= ANY(${start + 1}{cast})", [list(values)]
     return f"IN ({marks(dialect, start, len(values))})", list(values)
 
 

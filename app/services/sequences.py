@@ -862,7 +862,7 @@ async def _people(ids: set[int]) -> dict[int, _Person]:
     if not ids:
         return {}
     connection = connections.get("default")
-    among, values = delivery.among_ids(connection, sorted(ids))
+    among, values = rows.any_of(connection.capabilities.dialect, 0, sorted(ids), sql_type="int")
     _, found = await connection.execute_query(
         "SELECT r.id, r.contact_id, r.webinar_id, r.session_id, r.language, r.timezone, "  # noqa: S608
         "r.join_token_sealed, c.email, c.name, c.unsubscribed_at IS NOT NULL, "
