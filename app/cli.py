@@ -54,6 +54,8 @@ async def _announce_access(settings: Settings) -> None:
 def _uvicorn_config(app: Any, settings: Settings) -> Any:
     import uvicorn
 
+    from app.realtime.transport import websocket_protocol
+
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -62,7 +64,8 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,
         server_header=False,
-        ws="websockets-sansio",
+        # uvicorn's WebSocket protocol serving Socket.IO WebSockets itself (app.realtime.transport)
+        ws=websocket_protocol(app.sio),
         # Room packets are a few hundred bytes: compressing them costs each connection its own
         # zlib state (more than doubling its memory) and CPU on every message, for little gain.
         ws_per_message_deflate=False,

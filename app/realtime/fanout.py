@@ -13,6 +13,10 @@ outgoing queue, which is exactly what the per-recipient task ends up doing:
 - a socket whose client stopped answering pings goes the library's way (which closes it), in a
   task of its own, so its disconnect handling never holds up the others.
 
+A socket served by `app.realtime.transport` (the room page's and the console's WebSockets) takes
+the packet's frames instead, framed once for the whole room and written to its connection at
+once: no queue and no writer in between.
+
 Emits with a callback (one acknowledgement id per recipient) keep the library's path.
 """
 
@@ -25,6 +29,8 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from app.realtime.transport import LeanSocket, frames_for
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -60,10 +66,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace=namespace, data=[event, *data]
         ).encode()
-        packets = [
-            eio_packet.Packet(eio_packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
+        packets: list[Any] = []
+        frames: list[bytes] = []
         engine = self.server.eio
         sockets = engine.sockets
         deadline = time.time() - engine.ping_timeout
@@ -73,6 +77,17 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue  # gone: the library drops these too
+            if type(socket) is LeanSocket:
+                if not frames:
+                    frames = frames_for(encoded)
+                for data in frames:
+                    socket.write_frame(data)
+                continue
+            if not packets:
+                packets = [
+                    eio_packet.Packet(eio_packet.MESSAGE, part)
+                    for part in (encoded if isinstance(encoded, list) else [encoded])
+                ]
             if socket.last_ping and socket.last_ping < deadline:
                 self._send_the_slow_way(eio_sid, packets)
                 continue

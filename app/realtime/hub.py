@@ -845,6 +845,9 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         client_manager=manager,
         cors_allowed_origins=_allowed_origins(settings),
         max_http_buffer_size=protocol.MAX_PAYLOAD_BYTES,
+        # Each event is handled in the task that received it (one per message, as the engine
+        # starts), so the transport's bound on messages in flight per connection holds.
+        async_handlers=False,
         logger=False,
         engineio_logger=False,
     )

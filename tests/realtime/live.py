@@ -15,6 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app.main import create_app
+from app.realtime.transport import websocket_protocol
 from app.settings import Settings
 
 HOST = "127.0.0.1"
@@ -45,11 +46,14 @@ async def serve_on_loopback(
     *,
     lifespan: Literal["on", "off"],
     stop: Callable[[], Awaitable[None]],
+    lean: bool = True,
 ) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port inside this event loop; its base URL.
 
-    On the way out `stop` runs first, then uvicorn ends and the Redis manager of `sio` (if it
-    has one) is closed.
+    WebSockets on the Socket.IO path are served by `app.realtime.transport`, as in the web
+    process, unless `lean` is false (then python-engineio serves them through ASGI). On the way
+    out `stop` runs first, then uvicorn ends and the Redis manager of `sio` (if it has one) is
+    closed.
     """
     config = uvicorn.Config(
         app,
@@ -58,7 +62,8 @@ async def serve_on_loopback(
         lifespan=lifespan,
         log_config=None,
         access_log=False,
-        ws="websockets-sansio",
+        ws=websocket_protocol(sio) if lean else "websockets-sansio",
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

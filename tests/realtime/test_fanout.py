@@ -23,8 +23,14 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
 @asynccontextmanager
-async def bare_server(manager: Any) -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
-    """A plain AsyncServer on `manager`; a client's join token names the room it enters."""
+async def bare_server(
+    manager: Any, *, lean: bool = True
+) -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
+    """A plain AsyncServer on `manager`; a client's join token names the room it enters.
+
+    Its WebSockets are served by `app.realtime.transport` unless `lean` is false (then by
+    python-engineio through ASGI, the way a long-polling client is served).
+    """
     sio = socketio.AsyncServer(
         async_mode="asgi", client_manager=manager, logger=False, engineio_logger=False
     )
@@ -37,7 +43,7 @@ async def bare_server(manager: Any) -> AsyncIterator[tuple[str, socketio.AsyncSe
 
     sio.on("connect", connect)
     async with serve_on_loopback(
-        socketio.ASGIApp(sio), sio, lifespan="off", stop=sio.shutdown
+        socketio.ASGIApp(sio), sio, lifespan="off", stop=sio.shutdown, lean=lean
     ) as url:
         yield url, sio
 
@@ -77,10 +83,11 @@ async def test_the_server_uses_the_fanout_managers(settings: Settings) -> None:
         await close_redis_manager(manager)
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "engineio"])
 async def test_each_client_gets_its_events_in_the_order_they_were_emitted(
-    peers: list[Peer],
+    peers: list[Peer], lean: bool
 ) -> None:
-    async with bare_server(FanoutManager()) as (url, sio):
+    async with bare_server(FanoutManager(), lean=lean) as (url, sio):
         first = await connect(url, peers, "room")
         second = await connect(url, peers, "room")
         expected_first, expected_second = [], []
@@ -97,9 +104,15 @@ async def test_each_client_gets_its_events_in_the_order_they_were_emitted(
         await nothing_more(first)
 
 
-@pytest.mark.parametrize("manager_class", [socketio.AsyncManager, FanoutManager])
-async def test_a_room_reaches_its_members_only(peers: list[Peer], manager_class: type[Any]) -> None:
-    async with bare_server(manager_class()) as (url, sio):
+@pytest.mark.parametrize(
+    ("manager_class", "lean"),
+    [(socketio.AsyncManager, True), (FanoutManager, True), (FanoutManager, False)],
+    ids=["library-manager", "lean", "engineio"],
+)
+async def test_a_room_reaches_its_members_only(
+    peers: list[Peer], manager_class: type[Any], lean: bool
+) -> None:
+    async with bare_server(manager_class(), lean=lean) as (url, sio):
         ann = await connect(url, peers, "a")
         bob = await connect(url, peers, "a")
         cid = await connect(url, peers, "b")
@@ -183,8 +196,11 @@ async def test_a_client_leaving_during_a_broadcast_costs_the_others_nothing(
         assert not leaver.client.connected
 
 
-async def test_a_closed_socket_still_in_the_room_is_passed_over(peers: list[Peer]) -> None:
-    async with bare_server(FanoutManager()) as (url, sio):
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "engineio"])
+async def test_a_closed_socket_still_in_the_room_is_passed_over(
+    peers: list[Peer], lean: bool
+) -> None:
+    async with bare_server(FanoutManager(), lean=lean) as (url, sio):
         ann = await connect(url, peers, "room")
         bob = await connect(url, peers, "room")
         # The moment between the engine closing a socket and the room forgetting it.
@@ -193,7 +209,9 @@ async def test_a_closed_socket_still_in_the_room_is_passed_over(peers: list[Peer
         try:
             await sio.emit("n", 1, room="room")
             assert await received(ann, 1) == [("n", 1)]
-            assert socket.queue.empty()
+            if not lean:
+                assert socket.queue.empty()
+            await nothing_more(bob)
         finally:
             socket.closed = False
 
@@ -202,7 +220,8 @@ async def test_a_closed_socket_still_in_the_room_is_passed_over(peers: list[Peer
 async def test_a_client_that_stopped_answering_pings_is_closed_as_the_library_does(
     peers: list[Peer], manager_class: type[Any]
 ) -> None:
-    async with bare_server(manager_class()) as (url, sio):
+    # The lean transport's own ping timer is tested in test_transport.py.
+    async with bare_server(manager_class(), lean=False) as (url, sio):
         ann = await connect(url, peers, "room")
         silent = await connect(url, peers, "room")
         sid = silent.client.get_sid()
