@@ -13,9 +13,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tortoise.expressions import Q
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app import i18n
@@ -38,6 +38,7 @@ from app.services import (
     room_settings,
     unsubscribe,
 )
+from app.services.rows import placeholders
 from app.settings import get_settings
 
 if TYPE_CHECKING:
@@ -81,46 +82,96 @@ def _t(language: str, message: str) -> str:
     return i18n.gettext(language, message)
 
 
-def item(message: ChatMessage, *, staff_view: bool = False, **extra: Any) -> dict[str, Any]:
+def item(
+    message: ChatMessage | ChatRow, *, staff_view: bool = False, **extra: Any
+) -> dict[str, Any]:
     """A message as the wire carries it (protocol.ChatItem)."""
+    row: Any = message  # a model (its foreign keys read as *_id) or a plain row
     answer: dict[str, Any] = {
-        "id": message.id,
-        "session_id": message.session_id,  # type: ignore[attr-defined]
-        "sender": "team" if message.staff_id or message.automatic else "attendee",  # type: ignore[attr-defined]
-        "name": message.sender_name,
-        "body": message.body,
-        "visibility": message.visibility,
-        "reply_to": message.reply_to_id,  # type: ignore[attr-defined]
-        "media_seconds": round(message.media_seconds, 2),
-        "at_ms": int(message.created_at.timestamp() * 1000),
-        "pinned": message.pinned,
+        "id": row.id,
+        "session_id": row.session_id,
+        "sender": "team" if row.staff_id or row.automatic else "attendee",
+        "name": row.sender_name,
+        "body": row.body,
+        "visibility": row.visibility,
+        "reply_to": row.reply_to_id,
+        "media_seconds": round(row.media_seconds, 2),
+        "at_ms": int(row.created_at.timestamp() * 1000),
+        "pinned": row.pinned,
     }
-    registrant_id = message.registrant_id  # type: ignore[attr-defined]
-    if registrant_id is not None and (staff_view or message.visibility != "public"):
+    registrant_id = row.registrant_id
+    if registrant_id is not None and (staff_view or row.visibility != "public"):
         answer["registrant_id"] = registrant_id
     if staff_view:
-        answer["read"] = message.read_at is not None or bool(message.staff_id)  # type: ignore[attr-defined]
+        answer["read"] = row.read_at is not None or bool(row.staff_id)
     answer.update(extra)
     return answer
+
+
+class ChatRow(NamedTuple):
+    """A chat message read as a plain row (what `item` needs of it)."""
+
+    id: int
+    session_id: int
+    staff_id: int | None
+    automatic: bool
+    sender_name: str
+    body: str
+    visibility: str
+    reply_to_id: int | None
+    media_seconds: float
+    created_at: datetime
+    pinned: bool
+    registrant_id: int | None
+    read_at: datetime | None = None
+
+
+# Public messages and the attendee's own conversation, newest first. The join reads it for every
+# attendee, so it is one plain statement rather than an ORM query built each time.
+_HISTORY_SQL = """
+SELECT id, session_id, staff_id, automatic, sender_name, body, visibility, reply_to_id,
+       media_seconds, created_at, pinned, registrant_id
+FROM chat_message
+WHERE session_id = {session} AND deleted_at IS NULL
+  AND (visibility = 'public' OR registrant_id = {registrant})
+ORDER BY id DESC LIMIT {limit}
+"""
+_CREATED_AT = ChatMessage._meta.fields_map["created_at"]
 
 
 async def history_for_attendee(
     session_id: int, registrant_id: int, *, replay: bool
 ) -> list[dict[str, Any]]:
     """What an attendee sees at join: the session's public chat and their own conversation."""
-    mine = Q(registrant_id=registrant_id) & ~Q(visibility="public")
-    query = ChatMessage.filter(
-        Q(visibility="public") | mine, session_id=session_id, deleted_at=None
+    connection = connections.get("default")
+    session, registrant, limit = placeholders(connection, 0, 3).split(", ")
+    sql = _HISTORY_SQL.format(session=session, registrant=registrant, limit=limit)
+    _count, rows = await connection.execute_query(
+        sql, [session_id, registrant_id, 2000 if replay else HISTORY_LIMIT]
     )
-    limit = 2000 if replay else HISTORY_LIMIT
-    messages = await query.order_by("-id").limit(limit)
-    # The attendee's own messages keep naming them once public, so the page shows them as theirs.
-    return [
-        item(message, registrant_id=registrant_id)
-        if message.registrant_id == registrant_id  # type: ignore[attr-defined]
-        else item(message)
-        for message in reversed(messages)
-    ]
+    found = []
+    for row in reversed(rows):
+        values = tuple(row)
+        message = ChatRow(
+            id=values[0],
+            session_id=values[1],
+            staff_id=values[2],
+            automatic=bool(values[3]),
+            sender_name=values[4],
+            body=values[5],
+            visibility=values[6],
+            reply_to_id=values[7],
+            media_seconds=values[8],
+            created_at=_CREATED_AT.to_python_value(values[9]),
+            pinned=bool(values[10]),
+            registrant_id=values[11],
+        )
+        # The attendee's own messages keep naming them once public: the page shows them as theirs.
+        if message.registrant_id == registrant_id:
+            found.append(item(message, registrant_id=registrant_id))
+        else:
+            found.append(item(message))
+    return found
 
 
 @dataclass

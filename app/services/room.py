@@ -339,6 +339,23 @@ def public_items(attendee: Attendee, found: list[Interaction]) -> list[dict[str,
     return items
 
 
+_ANSWERS_SQL = """
+SELECT interaction_id, answer FROM interaction_response
+WHERE session_id = {session} AND registrant_id = {registrant}
+"""
+_ANSWER = InteractionResponse._meta.fields_map["answer"]
+
+
+async def _answers_given(session_id: int, registrant_id: int) -> dict[int, Any]:
+    """What the attendee answered in this session, by interaction (one plain statement)."""
+    connection = connections.get("default")
+    session, registrant = placeholders(connection, 0, 2).split(", ")
+    _count, rows = await connection.execute_query(
+        _ANSWERS_SQL.format(session=session, registrant=registrant), [session_id, registrant_id]
+    )
+    return {int(row[0]): interactions.given_answer(_ANSWER.to_python_value(row[1])) for row in rows}
+
+
 async def _payload(
     attendee: Attendee,
     view: _SessionView,
@@ -351,12 +368,7 @@ async def _payload(
     found = view.timeline
     answers: dict[int, Any] = {}
     if any(interactions.takes_answer(interaction.kind) for interaction in found):
-        answers = {
-            interaction_id: interactions.given_answer(stored)
-            for interaction_id, stored in await InteractionResponse.filter(
-                session_id=attendee.session_id, registrant_id=attendee.registrant_id
-            ).values_list("interaction_id", "answer")
-        }
+        answers = await _answers_given(attendee.session_id, attendee.registrant_id)
     results = []
     for interaction in found:
         if interactions.shows_results(interaction.kind) and (
