@@ -277,7 +277,7 @@ async def bare(name: str, folder: Path, payload_file: Path, count: int) -> Async
     if name == "socketio":
         command = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(BENCH)]
         command += ["room_servers:socketio_app", "--host", HOST, "--port", str(port)]
-        # The same event loop and WebSocket implementation as Encore's web process.
+        # uvicorn's WebSocket implementation, through ASGI, as python-engineio is meant to run.
         command += ["--ws", "websockets-sansio", "--loop", "asyncio", "--backlog", "4096"]
         command += ["--log-level", "warning"]
         url = f"http://{HOST}:{port}/socket.io/?EIO=4&transport=polling"
