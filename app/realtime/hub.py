@@ -380,7 +380,7 @@ class Hub:
         await self.sio.enter_room(sid, protocol.session_room(attendee.session_id))
         await self.sio.enter_room(sid, protocol.attendee_room(attendee.registrant_id))
         admission.payload["team_online"] = await self.team_online()
-        await self.sio.emit(protocol.ROOM, admission.payload, to=sid)
+        await fanout.send_to_one(self.sio, sid, protocol.ROOM, admission.payload)
         position = attendee.position(now)
         await attendance.record(attendance.JOIN, attendee.presence, now, position)
         self.dirty_sessions.add(attendee.session_id)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import socketio
 
-from app.realtime.fanout import FanoutManager, FanoutRedisManager
+from app.realtime.fanout import FanoutManager, FanoutRedisManager, send_to_one
 from app.realtime.hub import create_server
 from app.settings import Settings
 from tests.conftest import require
@@ -150,6 +150,26 @@ async def test_one_client_by_its_sid_with_several_arguments(peers: list[Peer]) -
         await sio.emit("note", None, to=ann.client.get_sid())
         await until(lambda: pairs == [(1, "two")], "the two arguments")
         assert await received(ann, 1) == [("note", None)]
+        await nothing_more(bob)
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "engineio"])
+async def test_one_event_to_one_client_here_keeps_its_place_among_the_others(
+    peers: list[Peer], lean: bool
+) -> None:
+    async with bare_server(FanoutManager(), lean=lean) as (url, sio):
+        ann = await connect(url, peers, "room")
+        bob = await connect(url, peers, "room")
+        await sio.emit("n", 1, room="room")
+        await send_to_one(sio, ann.client.get_sid(), "only", {"to": "ann", "list": [1, "ü"]})
+        await sio.emit("n", 2, room="room")
+        await send_to_one(sio, "no-such-sid", "only", {})
+        assert await received(ann, 3) == [
+            ("n", 1),
+            ("only", {"to": "ann", "list": [1, "ü"]}),
+            ("n", 2),
+        ]
+        assert await received(bob, 2) == [("n", 1), ("n", 2)]
         await nothing_more(bob)
 
 
