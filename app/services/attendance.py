@@ -1,7 +1,9 @@
 """Who is in the room and what each attendee did there: events, online counts, Attendance rows.
 
-Joins and leaves are written at once (one each per connection, and the team's "has this
-attendee left?" reads them). Heartbeats arrive every few seconds from every player, so they are
+Joins, leaves and clicks are written at once (the team's "has this attendee left?" reads them):
+`record` returns once its event is in the database. Events recorded within `GROUP_WAIT` of each
+other share one multi-row INSERT, so a crowd joining at the start costs a statement per group
+rather than one per person. Heartbeats arrive every few seconds from every player, so they are
 buffered and written together, one multi-row INSERT per flush. Someone counts as online in a
 session while their latest event there is a join or a heartbeat no older than `ONLINE_WINDOW`;
 a process that dies without writing leaves therefore stops counting its attendees soon after.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.models import AnalyticsEvent
@@ -68,6 +71,8 @@ __all__ = [
 
 # Two missed heartbeats (sent every 20 s) and a little slack.
 ONLINE_WINDOW = timedelta(seconds=45)
+# How long the first event recorded waits for others to share its INSERT.
+GROUP_WAIT = 0.02
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class _Pending:
         self.changes: dict[tuple[int, int], Change] = {}
         self.visits: dict[tuple[int, int], Visit] = {}
         self.pruned = time.monotonic()
+        self.group: _Group | None = None  # events being gathered for one INSERT
 
     def change(self, who: Presence) -> Change:
         key = (who.session_id, who.registrant_id)
@@ -148,6 +154,45 @@ class _Pending:
             del self.visits[key]
 
 
+@dataclass
+class _Group:
+    """Events recorded close together, written by one INSERT; `done` when it has run."""
+
+    done: asyncio.Future[None]
+    events: list[AnalyticsEvent]
+
+
+async def _written(event: AnalyticsEvent) -> None:
+    """Write the event with the others recorded within GROUP_WAIT; return once it is stored."""
+    pending = _here()
+    group = pending.group
+    if group is None:
+        loop = asyncio.get_running_loop()
+        group = pending.group = _Group(loop.create_future(), [])
+        loop.call_later(GROUP_WAIT, _start_writing, pending, group)
+    group.events.append(event)
+    await asyncio.shield(group.done)
+
+
+def _start_writing(pending: _Pending, group: _Group) -> None:
+    pending.group = None  # later events start the next group
+    task = asyncio.get_running_loop().create_task(_write_group(group))
+    _writing.add(task)
+    task.add_done_callback(_writing.discard)
+
+
+async def _write_group(group: _Group) -> None:
+    try:
+        await insert_many(connections.get("default"), group.events, returning=())
+    except Exception as error:
+        group.done.set_exception(error)
+        group.done.exception()  # each waiter gets it; none left unseen if a waiter went away
+    else:
+        group.done.set_result(None)
+
+
+# Group writes under way (the loop keeps only weak references to tasks).
+_writing: set[asyncio.Task[None]] = set()
 _pending: dict[asyncio.AbstractEventLoop, _Pending] = {}
 
 
@@ -166,7 +211,7 @@ async def record(
     kind: str, who: Presence, at: datetime, seconds: float | None = None, **data: Any
 ) -> None:
     """Write one event now (joins, leaves, clicks); its Attendance change waits for a flush."""
-    await _event(kind, who, at, seconds, **data).save()
+    await _written(_event(kind, who, at, seconds, **data))
     pending = _here()
     if kind == JOIN:
         pending.change(who).joined(at)
