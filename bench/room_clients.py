@@ -4,6 +4,8 @@ Each client is an asyncio protocol over the `websockets` sans-I/O state machine:
 queue and no Socket.IO client library per connection, so one process holds thousands of them.
 It speaks Engine.IO 4 / Socket.IO 5 on the wire: the open packet `0{...}`, the namespace connect
 `40{"token": ...}`, ping `2` / pong `3`, events `42[...]` and acknowledgements `43<id>[...]`.
+As socket.io-client does, events that arrive before the namespace's connect answer (the server
+sends the `room` payload from inside its connect handler) are held until that answer.
 
 An attendee behaves as the room page does: it takes the server's clock from the `room` payload,
 refines it with five `sync` rounds 200 ms apart (the round trip with the least delay wins),
@@ -155,6 +157,7 @@ class Lean(asyncio.Protocol):
         self.acks: dict[int, Ack] = {}
         self.next_id = 0
         self.connected = False
+        self.early: list[tuple[str, Any]] = []  # events that came before the connect answer
         self.joined = False
         self.closed = False
         self.room: dict[str, Any] | None = None
@@ -241,7 +244,10 @@ class Lean(asyncio.Protocol):
             sub = text[1:2]
             if sub == "2":
                 name, *args = json.loads(text[2:])
-                self._event(name, args[0] if args else None)
+                if self.connected:
+                    self._event(name, args[0] if args else None)
+                else:  # as socket.io-client does: held until the namespace is connected
+                    self.early.append((name, args[0] if args else None))
             elif sub == "3":
                 start = text.index("[")
                 ack = self.acks.pop(int(text[2:start]), None)
@@ -250,6 +256,9 @@ class Lean(asyncio.Protocol):
                     ack(values[0] if values else None)
             elif sub == "0":
                 self.connected = True
+                early, self.early = self.early, []
+                for name, data in early:
+                    self._event(name, data)
             elif sub == "4":
                 self._failed(f"refused: {text[2:200]}")
         elif kind == "2":

@@ -1,9 +1,9 @@
 """Who is in the room and what each attendee did there: events, online counts, Attendance rows.
 
 Joins, leaves and clicks are written at once (the team's "has this attendee left?" reads them):
-`record` returns once its event is in the database. Events recorded within `GROUP_WAIT` of each
-other share one multi-row INSERT, so a crowd joining at the start costs a statement per group
-rather than one per person. Heartbeats arrive every few seconds from every player, so they are
+`record` returns once its event is in the database. Events recorded within `GROUP_WAIT` (10 ms)
+of each other share one multi-row INSERT, so a crowd joining at the start costs a statement per
+group rather than one per person. Heartbeats arrive every few seconds from every player, so they are
 buffered and written together, one multi-row INSERT per flush. Someone counts as online in a
 session while their latest event there is a join or a heartbeat no older than `ONLINE_WINDOW`;
 a process that dies without writing leaves therefore stops counting its attendees soon after.
@@ -72,7 +72,7 @@ __all__ = [
 # Two missed heartbeats (sent every 20 s) and a little slack.
 ONLINE_WINDOW = timedelta(seconds=45)
 # How long the first event recorded waits for others to share its INSERT.
-GROUP_WAIT = 0.02
+GROUP_WAIT = 0.01
 
 
 @dataclass(frozen=True)
