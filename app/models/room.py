@@ -61,6 +61,8 @@ class InteractionResponse(Model):
     class Meta:
         table = "interaction_response"
         unique_together = (("interaction", "registrant", "session"),)
+        # An attendee's answers in a session, read at every join.
+        indexes = (("session_id", "registrant_id"),)
 
 
 class RoomRestriction(Model):
