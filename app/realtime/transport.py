@@ -31,6 +31,7 @@ other paths) goes to the ASGI app as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 import urllib.parse
@@ -43,6 +44,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 
 from app.realtime.protocol import SOCKETIO_PATH
+
+logger = logging.getLogger("encore.realtime")
 
 # Bytes waiting to be sent to one client before it is taken for gone (about a thousand chat
 # messages behind).
@@ -296,8 +299,24 @@ class EngineProtocol(WebSocketsSansIOProtocol):
 
     async def _open(self, environ: dict[str, Any]) -> None:
         engine = self.engine
-        sid = engine.generate_id()
-        socket = LeanSocket(engine, sid, self)
+        socket = LeanSocket(engine, engine.generate_id(), self)
+        try:
+            await self._let_in(socket, environ)
+        except Exception:
+            logger.exception("opening an Engine.IO WebSocket failed")
+            if not self.handshake_complete:
+                self._refuse("Internal Server Error", status=500)
+            self.transport.close()
+            if not socket.closed:  # the Socket.IO server forgets it too
+                socket.closed = True
+                engine.sockets.pop(socket.sid, None)
+                await engine._trigger_event(
+                    "disconnect", socket.sid, engine.reason.TRANSPORT_ERROR, run_async=False
+                )
+
+    async def _let_in(self, socket: LeanSocket, environ: dict[str, Any]) -> None:
+        engine = self.engine
+        sid = socket.sid
         engine.sockets[sid] = socket
         try:
             accepted = await engine._trigger_event("connect", sid, environ, run_async=False)
@@ -315,27 +334,30 @@ class EngineProtocol(WebSocketsSansIOProtocol):
                     "disconnect", sid, engine.reason.TRANSPORT_CLOSE, run_async=False
                 )
             return
-        self.socket = socket
-        del self.response.headers["Date"]
-        self.response.headers.update(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in self.default_headers
+        opening = packet_frame(
+            eio_packet.Packet(
+                eio_packet.OPEN,
+                {
+                    "sid": sid,
+                    "upgrades": [],
+                    "pingTimeout": int(engine.ping_timeout * 1000),
+                    "pingInterval": int(engine.ping_interval + engine.ping_interval_grace_period)
+                    * 1000,
+                    "maxPayload": engine.max_http_buffer_size,
+                },
+            )
         )
-        self.handshake_complete = True
+        headers = self.response.headers
+        if "Server" in headers:  # the library's name and version (uvicorn adds its own if asked)
+            del headers["Server"]
+        for name, value in self.default_headers:
+            if name != b"date":  # the handshake's own Date stands
+                headers[name.decode("latin-1")] = value.decode("latin-1")
         self.conn.send_response(self.response)
         self.conn.max_message_size = engine.max_http_buffer_size
-        opening = eio_packet.Packet(
-            eio_packet.OPEN,
-            {
-                "sid": sid,
-                "upgrades": [],
-                "pingTimeout": int(engine.ping_timeout * 1000),
-                "pingInterval": int(engine.ping_interval + engine.ping_interval_grace_period)
-                * 1000,
-                "maxPayload": engine.max_http_buffer_size,
-            },
-        )
-        self.transport.write(b"".join(self.conn.data_to_send()) + packet_frame(opening))
+        self.handshake_complete = True
+        self.transport.write(b"".join(self.conn.data_to_send()) + opening)
+        self.socket = socket
         # The request's headers (about 2 KB) stay referenced by the handshake parser: emptied.
         self.request.headers.clear()
         del self.request, self.response

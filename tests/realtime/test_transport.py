@@ -127,6 +127,10 @@ async def next_packet(ws: ClientConnection) -> str:
 async def test_the_handshake_an_event_and_its_acknowledgement() -> None:
     async with bare() as server:
         ws, opening = await open_engine(server.url, Origin=GOOD_ORIGIN, Cookie="a=b; c=d")
+        assert ws.response is not None
+        assert ws.response.headers.get_all("Date")  # one, as in any HTTP response
+        assert len(ws.response.headers.get_all("Date")) == 1
+        assert "websockets" not in str(ws.response.headers.get("Server"))
         assert opening["upgrades"] == []
         assert opening["maxPayload"] == MAX_PAYLOAD
         assert opening["pingInterval"] == 25000
@@ -157,6 +161,27 @@ async def test_a_refused_connect_is_answered_and_leaves_nothing() -> None:
         await ws.close()
         await until(lambda: opening["sid"] not in server.sio.eio.sockets, "the socket to go")
         assert server.connects == []
+
+
+async def test_a_failure_while_letting_a_client_in_is_answered_and_cleaned_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with bare() as server:
+        real = transport.packet_frame
+
+        def broken(pkt: Any) -> bytes:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(transport, "packet_frame", broken)  # the OPEN packet fails
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_connect(server.url)
+        assert refused.value.response.status_code == 500
+        assert server.sio.eio.sockets == {}
+        assert server.sio.environ == {}
+        monkeypatch.setattr(transport, "packet_frame", real)
+        ws = await join(server.url)  # the next one is let in
+        await ws.send('421["echo",3]')
+        assert await next_packet(ws) == "431[3]"
 
 
 async def test_a_foreign_origin_is_refused_before_the_upgrade() -> None:
