@@ -65,7 +65,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         log_config=None,
         server_header=False,
         # uvicorn's WebSocket protocol serving Socket.IO WebSockets itself (app.realtime.transport)
-        ws=websocket_protocol(app.sio),
+        ws=websocket_protocol(app.sio, answer_now=app.sio.hub.answer_now),
         # Room packets are a few hundred bytes: compressing them costs each connection its own
         # zlib state (more than doubling its memory) and CPU on every message, for little gain.
         ws_per_message_deflate=False,

@@ -25,7 +25,7 @@ from starlette.requests import cookie_parser
 
 from app import i18n
 from app.models import SessionStage, StaffUser, WebinarSession
-from app.realtime import fanout, protocol
+from app.realtime import fanout, protocol, quick
 from app.services import attendance, auth, chat, console, interactions, room
 from app.services.permissions import Permission, can
 from app.settings import Settings
@@ -140,6 +140,10 @@ class Hub:
         self._wake = asyncio.Event()
         self._last_sent: dict[str, float] = {}  # monotonic time of each room's last batch
         self._stopping = False
+        # The page's clock rounds and heartbeats, answered by the transport as they are read.
+        self.answer_now = quick.QuickEvents(
+            sio, {protocol.SYNC: self._sync_now, protocol.HEARTBEAT: self._heartbeat_now}
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -551,17 +555,71 @@ class Hub:
 
     # --- attendee events -----------------------------------------------------------------------
 
+    def _quick_guard(
+        self, sid: str, arguments: list[Any]
+    ) -> tuple[Connection, dict[str, Any]] | None:
+        """An attendee's connection and the event's object, when the event may be answered now.
+
+        None leaves the event to `attendee_event`, which answers it with the reason (not
+        connected, not an attendee, no object, or over the rate limit, which counts against a
+        flood there).
+        """
+        connection = self.connections.get(sid)
+        if connection is None or connection.attendee is None or len(arguments) > 1:
+            return None
+        data = arguments[0] if arguments else None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict) or not connection.limits.events.take():
+            return None
+        return connection, data
+
+    def _sync_now(self, sid: str, arguments: list[Any]) -> dict[str, Any] | None:
+        if self._quick_guard(sid, arguments) is None:
+            return None
+        return self._sync()
+
+    def _heartbeat_now(self, sid: str, arguments: list[Any]) -> dict[str, Any] | None:
+        guarded = self._quick_guard(sid, arguments)
+        if guarded is None:
+            return None
+        connection, data = guarded
+        try:
+            return self._heartbeat(connection, data)
+        except Exception:
+            log.exception("attendee event failed")
+            assert connection.attendee is not None
+            failed = room.RoomError("server_error", FAILED, connection.attendee.language)
+            return refused(failed.code, failed.message)
+
+    @staticmethod
+    def _sync() -> dict[str, Any]:
+        return ok(server_ms=room.ms(auth.utcnow()))
+
+    def _heartbeat(self, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        attendee = connection.attendee
+        assert attendee is not None
+        position = payload.get("position")
+        if not isinstance(position, int | float) or isinstance(position, bool):
+            return refused("bad_request", "position must be a number of seconds.")
+        now = auth.utcnow()
+        seconds = attendee.clamp_reported(float(position), now)
+        attendee.reported_position = seconds
+        if attendee.mode(now) in ("waiting", "ended"):
+            return ok()  # nothing plays before the start or after the end of a session
+        if time.monotonic() - connection.last_heartbeat < HEARTBEAT_EVERY:
+            return ok()  # the player reports every 20 s: more often is not stored
+        connection.last_heartbeat = time.monotonic()
+        self.heartbeats.add(attendee.presence, now, seconds, playing=payload.get("playing") is True)
+        return ok()
+
     async def on_sync(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The server's clock, for the client's offset."""
 
         async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
             del attendee, payload
-            return ok(server_ms=room.ms(auth.utcnow()))
+            return self._sync()
 
-        connection = self.connections.get(sid)
-        if connection is not None and connection.staff_id is not None:
-            problem = await self._allowed(sid, connection, False)
-            return problem or ok(server_ms=room.ms(auth.utcnow()))
         return await self.attendee_event(sid, data, run)
 
     async def on_chat_send(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -623,22 +681,8 @@ class Hub:
         """Where an attendee's player is; written with the next batch."""
 
         async def run(attendee: room.Attendee, payload: dict[str, Any]) -> dict[str, Any]:
-            position = payload.get("position")
-            if not isinstance(position, int | float) or isinstance(position, bool):
-                return refused("bad_request", "position must be a number of seconds.")
-            now = auth.utcnow()
-            seconds = attendee.clamp_reported(float(position), now)
-            attendee.reported_position = seconds
-            connection = self.connections[sid]
-            if attendee.mode(now) in ("waiting", "ended"):
-                return ok()  # nothing plays before the start or after the end of a session
-            if time.monotonic() - connection.last_heartbeat < HEARTBEAT_EVERY:
-                return ok()  # the player reports every 20 s: more often is not stored
-            connection.last_heartbeat = time.monotonic()
-            self.heartbeats.add(
-                attendee.presence, now, seconds, playing=payload.get("playing") is True
-            )
-            return ok()
+            del attendee
+            return self._heartbeat(self.connections[sid], payload)
 
         return await self.attendee_event(sid, data, run)
 

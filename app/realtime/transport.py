@@ -19,7 +19,9 @@ and the console open) is served by the WebSocket protocol object itself:
   (it would otherwise grow its buffer without end);
 - each message from the client is handed to the Socket.IO server in a task of its own (as the
   engine does); at most `MAX_IN_FLIGHT` per connection, after which the connection is not read
-  until one finishes;
+  until one finishes; the few the hub answers without waiting for anything (the page's clock
+  rounds and heartbeats, `app.realtime.quick`) are answered as they are read, when nothing
+  from the same client is still being handled;
 - at most `max_http_buffer_size` bytes per message, as the engine allows.
 
 Sockets are kept in the engine's own `sockets` table and answer the calls the Socket.IO server
@@ -35,7 +37,7 @@ import logging
 import struct
 import time
 import urllib.parse
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import engineio
 import socketio
@@ -90,6 +92,13 @@ def frames_for(encoded: str | bytes | list[Any]) -> list[bytes]:
     """The frames of one encoded Socket.IO packet (more than one when it has binary attachments)."""
     parts = encoded if isinstance(encoded, list) else [encoded]
     return [packet_frame(eio_packet.Packet(eio_packet.MESSAGE, part)) for part in parts]
+
+
+class AnswerNow(Protocol):
+    """Answers a client's message as it is read, or leaves it to the Socket.IO server."""
+
+    def __call__(self, eio_sid: str, message: str) -> str | None:
+        """The Socket.IO packet to send back ('' for none), or None for the server's way."""
 
 
 PING_FRAME = frame(b"2")
@@ -200,6 +209,15 @@ class LeanSocket:
         """One message from the client."""
         if self.closing or self.closed:
             return
+        if self.in_flight == 0 and type(data) is str and data.startswith("4"):
+            # A message answered at once never overtakes one still being handled.
+            answer_now = self.connection.answer_now
+            if answer_now is not None:
+                reply = answer_now(self.sid, data[1:])
+                if reply is not None:
+                    if reply:
+                        self.write_frame(frame(("4" + reply).encode()))
+                    return
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except (ValueError, IndexError):
@@ -261,6 +279,7 @@ class EngineProtocol(WebSocketsSansIOProtocol):
 
     engine: ClassVar[engineio.AsyncServer]
     engine_path: ClassVar[str]
+    answer_now: ClassVar[AnswerNow | None] = None
     socket: LeanSocket | None = None
     reading_paused = False
     lean = False  # served here, not by the ASGI app
@@ -500,11 +519,21 @@ def _is_websocket_open(query: str) -> bool:
 
 
 def websocket_protocol(
-    sio: socketio.AsyncServer, path: str = SOCKETIO_PATH
+    sio: socketio.AsyncServer,
+    path: str = SOCKETIO_PATH,
+    answer_now: AnswerNow | None = None,
 ) -> type[EngineProtocol]:
-    """The WebSocket protocol class for uvicorn, serving the Engine.IO WebSockets of `sio`."""
+    """The WebSocket protocol class for uvicorn, serving the Engine.IO WebSockets of `sio`.
+
+    `answer_now(engine sid, message)` may answer a client's message as it is read (see
+    `EngineProtocol.answer_now`).
+    """
     return type(
         "EngineProtocol",
         (EngineProtocol,),
-        {"engine": sio.eio, "engine_path": f"/{path.strip('/')}/"},
+        {
+            "engine": sio.eio,
+            "engine_path": f"/{path.strip('/')}/",
+            "answer_now": staticmethod(answer_now) if answer_now is not None else None,
+        },
     )

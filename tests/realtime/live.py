@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app.main import create_app
-from app.realtime.transport import websocket_protocol
+from app.realtime.transport import AnswerNow, websocket_protocol
 from app.settings import Settings
 
 HOST = "127.0.0.1"
@@ -35,7 +35,9 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     """Serve create_app() with uvicorn on a free loopback port inside this event loop."""
     app = create_app(settings, manage_db=False)  # the database fixture owns the connection
     sio: socketio.AsyncServer = app.sio
-    async with serve_on_loopback(app, sio, lifespan="on", stop=sio.hub.shutdown) as url:
+    async with serve_on_loopback(
+        app, sio, lifespan="on", stop=sio.hub.shutdown, answer_now=sio.hub.answer_now
+    ) as url:
         yield LiveServer(url=url, sio=sio)
 
 
@@ -47,11 +49,13 @@ async def serve_on_loopback(
     lifespan: Literal["on", "off"],
     stop: Callable[[], Awaitable[None]],
     lean: bool = True,
+    answer_now: AnswerNow | None = None,
 ) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port inside this event loop; its base URL.
 
     WebSockets on the Socket.IO path are served by `app.realtime.transport`, as in the web
-    process, unless `lean` is false (then python-engineio serves them through ASGI). On the way
+    process (with the hub's `answer_now`, when given), unless `lean` is false (then
+    python-engineio serves them through ASGI). On the way
     out `stop` runs first, then uvicorn ends and the Redis manager of `sio` (if it has one) is
     closed.
     """
@@ -62,7 +66,7 @@ async def serve_on_loopback(
         lifespan=lifespan,
         log_config=None,
         access_log=False,
-        ws=websocket_protocol(sio) if lean else "websockets-sansio",
+        ws=websocket_protocol(sio, answer_now=answer_now) if lean else "websockets-sansio",
         ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)

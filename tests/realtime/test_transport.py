@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.realtime import transport
 from app.realtime.fanout import FanoutManager
+from app.realtime.quick import QuickEvents
 from tests.realtime.live import STEP_TIMEOUT, serve_on_loopback, until
 
 GOOD_ORIGIN = "http://good.example"
@@ -41,6 +42,7 @@ class Bare:
     most_held: int = 0
     handled: list[Any] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    answered_now: list[tuple[str, list[Any]]] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -78,12 +80,26 @@ async def bare(**options: Any) -> AsyncIterator[Bare]:
         state.held -= 1
         state.handled.append(data)
 
+    async def now_the_library_way(sid: str, *data: Any) -> Any:
+        return {"by": "library", "args": list(data)}
+
+    def now(sid: str, arguments: list[Any]) -> dict[str, Any] | None:
+        if arguments == ["later"]:
+            return None  # left to the library
+        state.answered_now.append((sid, arguments))
+        return {"by": "transport", "args": arguments}
+
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
     sio.on("echo", echo)
     sio.on("hold", hold)
+    sio.on("now", now_the_library_way)
     async with serve_on_loopback(
-        socketio.ASGIApp(sio), sio, lifespan="off", stop=sio.shutdown
+        socketio.ASGIApp(sio),
+        sio,
+        lifespan="off",
+        stop=sio.shutdown,
+        answer_now=QuickEvents(sio, {"now": now}),
     ) as url:
         state.url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         yield state
@@ -331,6 +347,57 @@ async def test_messages_in_flight_per_connection_are_bounded() -> None:
         assert sorted(server.handled) == list(range(3 * transport.MAX_IN_FLIGHT))
         await ws.send('421["echo",2]')
         assert await next_packet(ws) == "431[2]"
+
+
+async def test_events_answered_as_they_are_read() -> None:
+    async with bare() as server:
+        ws = await join(server.url)
+        sid = server.connects[0][0]
+        await ws.send('427["now",{"a":1}]')
+        assert await next_packet(ws) == '437[{"by":"transport","args":[{"a":1}]}]'
+        await ws.send('42["now"]')  # no acknowledgement asked for: nothing comes back
+        await ws.send('428["echo",1]')
+        assert await next_packet(ws) == "438[1]"
+        assert server.answered_now == [(sid, [{"a": 1}]), (sid, [])]
+        # What the handler leaves, and what is not the plain case, is the library's to answer.
+        for message in (
+            '429["now","later"]',
+            '42/other,9["now"]',  # another namespace (not connected to it: no answer)
+            '4210["now",',  # not JSON
+            '4211 ["now"]',  # the library reads JSON with blanks before it too
+            '4212["nowadays"]',  # no handler of that name
+        ):
+            await ws.send(message)
+        await ws.send('4213["echo",2]')
+        assert await next_packet(ws) == '439[{"by":"library","args":["later"]}]'
+        assert await next_packet(ws) == '4311[{"by":"library","args":[]}]'
+        assert await next_packet(ws) == "4313[2]"
+        assert len(server.answered_now) == 2
+
+
+async def test_an_event_answered_at_once_never_overtakes_one_in_flight() -> None:
+    async with bare() as server:
+        ws = await join(server.url)
+        await ws.send('42["hold",1]')
+        await until(lambda: server.held == 1, "the first message")
+        await ws.send('425["now",2]')
+        await asyncio.sleep(0.2)
+        assert server.answered_now == []
+        server.release.set()
+        assert await next_packet(ws) == '435[{"by":"library","args":[2]}]'
+        await ws.send('426["now",3]')
+        assert await next_packet(ws) == '436[{"by":"transport","args":[3]}]'
+
+
+async def test_events_before_the_namespace_connect_are_not_answered_at_once() -> None:
+    async with bare() as server:
+        ws, _ = await open_engine(server.url)
+        await ws.send('421["now",1]')
+        await ws.send('40{"token":"room"}')
+        assert (await next_packet(ws)).startswith('40{"sid":')
+        await ws.send('422["now",2]')
+        assert await next_packet(ws) == '432[{"by":"transport","args":[2]}]'
+        assert [arguments for _, arguments in server.answered_now] == [[2]]
 
 
 async def test_the_server_closes_a_socket_and_the_client_closes_another() -> None:
