@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from app.settings import Settings, get_settings
@@ -14,14 +15,32 @@ APP_LABEL = "encore"
 MIGRATIONS_MODULE = "app.migrations"
 
 
+async def keep_session(connection: Any) -> None:
+    """The asyncpg pool's `reset`: nothing to undo on a connection going back to the pool.
+
+    By default the pool sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` to the server every time a connection goes back, that is after every query the
+    ORM runs: a round trip per statement, for a join or a registration as much as for the
+    statement itself. Encore keeps no state in a database session (no SET, LISTEN, advisory
+    locks or cursors: `tests/test_db.py` checks the code for them), and the pool still rolls
+    back a transaction left open before this runs.
+    """
+    del connection
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     """The Tortoise config dict for one database URL."""
+    connection: str | dict[str, Any] = database_url
     if database_url.startswith("sqlite://"):
         path = database_url.removeprefix("sqlite://")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        connection = expand_db_url(database_url)
+        if connection["engine"] == "tortoise.backends.asyncpg":
+            connection["credentials"]["reset"] = keep_session
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             APP_LABEL: {
                 "models": ["app.models"],

@@ -1,0 +1,80 @@
+"""The database configuration: PostgreSQL connections go back to the pool without a reset query."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from tortoise import Tortoise
+from tortoise.transactions import in_transaction
+
+from app import db
+from tests.conftest import TEST_DATABASE_URL, require
+
+ROOT = Path(__file__).resolve().parent.parent
+# SQL that leaves state in a database session, which the pool no longer resets.
+SESSION_STATE = re.compile(
+    r"""["'(]\s*(SET|RESET|LISTEN|UNLISTEN|DECLARE|PREPARE)\s|pg_advisory_lock|set_config\("""
+)
+
+
+def test_no_code_keeps_state_in_a_database_session() -> None:
+    found = []
+    for package in ("app", "scheduler", "emails", "media"):
+        for path in (ROOT / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if SESSION_STATE.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == [], "the pool does not reset sessions (app/db.py keep_session)"
+
+
+def test_only_postgresql_connections_get_the_pool_setting(tmp_path: Path) -> None:
+    sqlite = db.tortoise_config(f"sqlite://{tmp_path / 'x.sqlite3'}")
+    assert sqlite["connections"]["default"] == f"sqlite://{tmp_path / 'x.sqlite3'}"
+    postgres = db.tortoise_config("postgres://encore:secret@db.internal:5433/encore?maxsize=9")
+    default = postgres["connections"]["default"]
+    assert default["engine"] == "tortoise.backends.asyncpg"
+    assert default["credentials"]["reset"] is db.keep_session
+    assert default["credentials"]["host"] == "db.internal"
+    assert default["credentials"]["port"] == 5433
+    assert default["credentials"]["maxsize"] == "9"  # the URL's own settings are kept
+
+
+async def _fail_in_a_transaction() -> None:
+    async with in_transaction() as transaction:
+        await transaction.execute_query("SELECT 2")
+        raise RuntimeError("rolled back")
+
+
+async def test_a_query_is_the_last_thing_its_postgresql_session_ran() -> None:
+    require(
+        TEST_DATABASE_URL.startswith(("postgres://", "postgresql://")),
+        "TEST_DATABASE_URL does not point at PostgreSQL",
+    )
+    await Tortoise.init(config=db.tortoise_config(TEST_DATABASE_URL))
+    try:
+        with pytest.raises(RuntimeError):
+            await _fail_in_a_transaction()
+        marker = f"encore_{uuid.uuid4().hex}"
+        connection = Tortoise.get_connection("default")
+        for _ in range(3):
+            _count, rows = await connection.execute_query(f"SELECT 1 AS {marker}")
+            assert rows[0][marker] == 1
+        observer = await asyncpg.connect(TEST_DATABASE_URL)
+        try:
+            last = await observer.fetch(
+                "SELECT query, state FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await observer.close()
+    finally:
+        await Tortoise.close_connections()
+    queries = [row["query"] for row in last]
+    # Without the setting the pool's reset query would be the last one each session ran.
+    assert any(marker in query for query in queries), queries
+    assert not any("pg_advisory_unlock_all" in query for query in queries), queries
+    assert all(row["state"] == "idle" for row in last), last  # the failed transaction rolled back
