@@ -269,7 +269,7 @@ class Hub:
         for sid, connection in staff.items():
             role = live.get(connection.staff_token)
             if role is None:
-                await self.sio.disconnect(sid)
+                await self.drop(sid)
             else:
                 await self._set_moderates(connection, can(role, Permission.MODERATE))
 
@@ -283,7 +283,7 @@ class Hub:
         banned = await chat.banned_in({a.session_id for a in attendees.values()})
         for sid, attendee in attendees.items():
             if (attendee.session_id, attendee.registrant_id) in banned:
-                await self.sio.disconnect(sid)
+                await self.drop(sid)
 
     async def _set_moderates(self, connection: Connection, moderates: bool) -> None:
         """Count a team member as able to answer the chat, or no longer."""
@@ -409,12 +409,23 @@ class Hub:
         await self._set_moderates(connection, can(user.role, Permission.MODERATE))
         return True
 
+    async def drop(self, sid: str) -> None:
+        """Disconnect a client and close its connection.
+
+        The Socket.IO disconnect alone leaves the WebSocket to the client, which a page closes
+        itself; a client that ignores it would otherwise keep its connection and go on sending.
+        """
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        await self.sio.disconnect(sid)
+        if eio_sid is not None:
+            await self.sio.eio.disconnect(eio_sid)
+
     def _close_soon(self, sid: str) -> None:
         """Disconnect a socket once the refusal being answered has gone out to it."""
 
         async def close() -> None:
             await asyncio.sleep(0.2)
-            await self.sio.disconnect(sid)
+            await self.drop(sid)
 
         task = asyncio.get_running_loop().create_task(close())
         self._closing.add(task)
@@ -469,7 +480,7 @@ class Hub:
             connection.refused += 1
             if connection.refused >= MAX_REFUSED:
                 log.warning("disconnecting a flooding connection", extra={"sid": sid})
-                await self.sio.disconnect(sid)
+                await self.drop(sid)
             language = connection.attendee.language if connection.attendee else "en"
             return refused(
                 "rate_limited", i18n.gettext(language, "Too many messages at once. Wait a moment.")
@@ -825,7 +836,7 @@ class Hub:
                         and attendee.registrant_id == registrant_id
                         and attendee.session_id == session_id
                     ):
-                        await self.sio.disconnect(other)
+                        await self.drop(other)
             return ok()
 
         return await self.staff_event(sid, data, run)
@@ -955,7 +966,7 @@ def _register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if connection is not None:
             connection.refused += 1
             if connection.refused >= MAX_REFUSED:
-                await sio.disconnect(sid)
+                await hub.drop(sid)
         return refused("unknown_event", f"There is no event named {event[:40]!r}.")
 
     sio.on("*", unknown)

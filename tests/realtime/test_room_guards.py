@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import uuid
@@ -13,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import socketio
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from app.models import AnalyticsEvent, ChatMessage, Interaction, Role, StaffUser, WebinarSession
 from app.realtime import hub as hub_module
@@ -361,3 +365,32 @@ async def test_a_ban_on_another_web_process_closes_the_attendee_here(
         await until(lambda: not attendee.client.connected, "the banned attendee to be closed")
         for peer in peers:
             await peer.close()
+
+
+async def test_a_flooding_client_that_ignores_the_disconnect_is_cut_off(
+    server: LiveServer,
+) -> None:
+    session = await make_session()
+    _ann, token = await make_attendee(session)
+    url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    # A raw client: it reads everything (so the server's close reaches it) and never closes.
+    async with ws_connect(url, compression=None, max_queue=None) as ws:
+        assert str(await ws.recv()).startswith("0{")
+        await ws.send("40" + json.dumps({"token": token}))
+        while not str(await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)).startswith("40{"):
+            pass  # the room comes first, then the connect's answer
+        for number in range(hub_module.MAX_REFUSED * 3):
+            try:
+                await ws.send(f'42{number}["{protocol.SYNC}",{{}}]')
+            except ConnectionClosed:
+                break
+        await asyncio.wait_for(ws.wait_closed(), STEP_TIMEOUT)
+        assert ws.protocol.close_rcvd is not None, "the server closed the connection"
+        received = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                received.append(str(await ws.recv()))
+    assert "41" in received  # told first, as a page is
+    assert any('"rate_limited"' in packet for packet in received)
+    assert server.sio.hub.connections == {}
+    assert server.sio.eio.sockets == {}
