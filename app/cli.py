@@ -15,6 +15,10 @@ from app.settings import Settings, load_or_exit
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 DEMO_SECONDS = 60.0
+# The web process collects its youngest generation every 10,000 new objects instead of 700: a
+# join or a request leaves a few thousand short-lived ones, which were otherwise promoted and
+# walked again by the older generations' collections.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def _demo_seconds(value: str) -> float:
@@ -51,6 +55,29 @@ async def _announce_access(settings: Settings) -> None:
         _banner([f"Encore is running: {settings.public_base_url}/login"])
 
 
+def _web_server(config: Any) -> Any:
+    """The uvicorn server, with the start-up heap set aside from garbage collection once it is up.
+
+    Everything loaded at start (modules, the ORM's metadata, templates, translations) lives as
+    long as the process, yet every full collection walks all of it again: with a crowd joining
+    a session that was about a tenth of the web process's work. Frozen after start-up, a full
+    collection walks only what came later (the connections, requests and their garbage).
+    """
+    import gc
+
+    import uvicorn
+
+    class WebServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
+
+    return WebServer(config)
+
+
 def _uvicorn_config(app: Any, settings: Settings) -> Any:
     import uvicorn
 
@@ -74,8 +101,6 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Embedded mode: migrate, optionally seed the demo, then web and scheduler in one process."""
-    import uvicorn
-
     from app.main import create_app
     from scheduler.clock import build_scheduler
     from scheduler.transcoder import TranscodeWorker
@@ -89,7 +114,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     scheduler = build_scheduler(settings, worker=worker)
     scheduler.start()
     try:
-        server = uvicorn.Server(_uvicorn_config(create_app(settings, manage_db=False), settings))
+        server = _web_server(_uvicorn_config(create_app(settings, manage_db=False), settings))
         await server.serve()
     finally:
         scheduler.shutdown(wait=False)
@@ -101,11 +126,10 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     """Only the web process (HTTP and Socket.IO)."""
     del args
-    import uvicorn
 
     from app.main import create_app
 
-    await uvicorn.Server(_uvicorn_config(create_app(settings), settings)).serve()
+    await _web_server(_uvicorn_config(create_app(settings), settings)).serve()
     return 0
 
 

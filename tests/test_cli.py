@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 from pathlib import Path
@@ -148,3 +149,32 @@ def test_demo_refuses_a_bad_length(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--seconds: must be between 1 and 3600 seconds" in done.stderr
     assert not (tmp_path / "var" / "media").exists()
+
+
+async def test_the_web_server_sets_its_start_up_heap_aside_once_it_is_up() -> None:
+    import gc
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from app import cli
+
+    thresholds = gc.get_threshold()
+    server = cli._web_server(
+        uvicorn.Config(Starlette(), host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
+    assert gc.get_freeze_count() == 0
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                assert not task.done(), "the server stopped before it started"
+                await asyncio.sleep(0.01)
+        assert gc.get_freeze_count() > 1000  # modules, classes and functions loaded so far
+        assert gc.get_threshold() == cli.GC_THRESHOLDS
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+    finally:
+        task.cancel()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
