@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -136,7 +137,26 @@ WHERE session_id = {session} AND deleted_at IS NULL
   AND (visibility = 'public' OR registrant_id = {registrant})
 ORDER BY id DESC LIMIT {limit}
 """
+# The same rows as one JSON array, for the join's single statement.
+_HISTORY_JSON = {
+    "postgres": "(SELECT json_agg(json_build_array({columns})) FROM ({rows}) h)",
+    "sqlite": "(SELECT json_group_array(json_array({columns})) FROM ({rows}) h)",
+}
+_HISTORY_JSON_COLUMNS = (
+    "h.id, h.session_id, h.staff_id, h.automatic, h.sender_name, h.body, h.visibility, "
+    "h.reply_to_id, h.media_seconds, h.created_at, h.pinned, h.registrant_id"
+)
 _CREATED_AT = ChatMessage._meta.fields_map["created_at"]
+
+
+def history_subquery(dialect: str, session: str, registrant: str) -> str:
+    """The history of `history_for_attendee` (live, so HISTORY_LIMIT) as one JSON array column.
+
+    `session` and `registrant` are SQL expressions of the enclosing statement: the join reads
+    the history in the same statement as the attendee's admission. `history_items` reads it.
+    """
+    rows = _HISTORY_SQL.format(session=session, registrant=registrant, limit=HISTORY_LIMIT)
+    return _HISTORY_JSON[dialect].format(columns=_HISTORY_JSON_COLUMNS, rows=rows)
 
 
 async def history_for_attendee(
@@ -149,9 +169,13 @@ async def history_for_attendee(
     _count, rows = await connection.execute_query(
         sql, [session_id, registrant_id, 2000 if replay else HISTORY_LIMIT]
     )
+    return history_items((tuple(row) for row in rows), registrant_id)
+
+
+def history_items(rows: Iterable[Sequence[Any]], registrant_id: int) -> list[dict[str, Any]]:
+    """History rows (from the statement or its JSON array) as the page's items, oldest first."""
     found = []
-    for row in reversed(rows):
-        values = tuple(row)
+    for values in sorted(rows, key=lambda values: int(values[0])):
         message = ChatRow(
             id=values[0],
             session_id=values[1],
@@ -161,7 +185,7 @@ async def history_for_attendee(
             body=values[5],
             visibility=values[6],
             reply_to_id=values[7],
-            media_seconds=values[8],
+            media_seconds=float(values[8]),
             created_at=_CREATED_AT.to_python_value(values[9]),
             pinned=bool(values[10]),
             registrant_id=values[11],

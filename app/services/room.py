@@ -8,6 +8,7 @@ Positions come from the server's clock; the attendee's player only reports what 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from app import i18n
@@ -252,11 +254,13 @@ class _SessionRow:
     starts_at: datetime
 
 
-# Everything a join needs about the registrant, in one statement: the ORM spent more time
-# building the joined query than the database spent answering it.
+# Everything a join needs, in one statement: the registrant, their session and webinar, a
+# restriction, the answers they gave and the chat they see (the last two as JSON arrays). The ORM
+# spent more time building the joined query than the database spent answering it, and each
+# statement costs the web process a round trip through the driver and the pool.
 _ADMISSION_SQL = """
 SELECT r.id, r.contact_id, r.webinar_id, r.session_id, c.name, w.language, w.updated_at,
-       s.kind, s.starts_at, rr.kind
+       s.kind, s.starts_at, rr.kind, {answers}, {history}
 FROM registrant r
 JOIN contact c ON c.id = r.contact_id
 JOIN webinar w ON w.id = r.webinar_id
@@ -264,17 +268,45 @@ LEFT JOIN webinar_session s ON s.id = r.session_id
 LEFT JOIN room_restriction rr ON rr.session_id = r.session_id AND rr.registrant_id = r.id
 WHERE r.join_token_hash = {hash}
 """
+_ANSWERS = {
+    "postgres": "json_agg(json_build_array(a.interaction_id, a.answer))",
+    "sqlite": "json_group_array(json_array(a.interaction_id, json(a.answer)))",
+}
+_ANSWERS_SQL = """(SELECT {aggregate} FROM interaction_response a
+   WHERE a.session_id = r.session_id AND a.registrant_id = r.id)"""
+_admission_sql: dict[str, str] = {}
 _STARTS_AT = WebinarSession._meta.fields_map["starts_at"]
 _UPDATED_AT = Webinar._meta.fields_map["updated_at"]
+
+
+def _admission_statement(connection: BaseDBAsyncClient) -> str:
+    dialect = connection.capabilities.dialect
+    sql = _admission_sql.get(dialect)
+    if sql is None:
+        sql = _admission_sql[dialect] = _ADMISSION_SQL.format(
+            hash=placeholders(connection, 0, 1),
+            answers=_ANSWERS_SQL.format(aggregate=_ANSWERS[dialect]),
+            history=chat.history_subquery(dialect, "r.session_id", "r.id"),
+        )
+    return sql
 
 
 async def _admission_row(token: str) -> Any:
     if not isinstance(token, str) or not token or len(token) > registration.TOKEN_MAX:
         return None
     connection = connections.get("default")
-    sql = _ADMISSION_SQL.format(hash=placeholders(connection, 0, 1))
-    _count, rows = await connection.execute_query(sql, [crypto.hash_token(token)])
+    _count, rows = await connection.execute_query(
+        _admission_statement(connection), [crypto.hash_token(token)]
+    )
     return rows[0] if rows else None
+
+
+def _json_rows(value: Any) -> list[Any]:
+    """A JSON array column (text from either driver, NULL when PostgreSQL aggregated nothing)."""
+    if value is None:
+        return []
+    rows = json.loads(value) if isinstance(value, str | bytes) else value
+    return list(rows)
 
 
 async def admit(token: str, now: datetime) -> Admission:
@@ -285,7 +317,7 @@ async def admit(token: str, now: datetime) -> Admission:
             "unknown_link", "This join link is not known. Use the link from your email."
         )
     registrant_id, contact_id, webinar_id, session_id, name, language = tuple(row)[:6]
-    updated_at, session_kind, starts_at, restriction = tuple(row)[6:]
+    updated_at, session_kind, starts_at, restriction, answered, history = tuple(row)[6:]
     if session_id is None:
         raise RoomError("no_session", "You are not registered for a session yet.", language)
     if restriction == "ban":
@@ -312,7 +344,23 @@ async def admit(token: str, now: datetime) -> Admission:
     if mode in ("replay", "on_demand"):
         left_at = await attendance.last_position(session.id, attendee.registrant_id)
         attendee.reported_position = left_at or 0.0
-    payload = await _payload(attendee, view, now, left_at=left_at, muted=restriction == "mute")
+    answers = {
+        int(interaction_id): interactions.given_answer(answer)
+        for interaction_id, answer in _json_rows(answered)
+    }
+    if mode in ("replay", "ended"):  # the whole chat, not only the last HISTORY_LIMIT messages
+        seen = await chat.history_for_attendee(session.id, attendee.registrant_id, replay=True)
+    else:
+        seen = chat.history_items(_json_rows(history), attendee.registrant_id)
+    payload = await _payload(
+        attendee,
+        view,
+        now,
+        left_at=left_at,
+        muted=restriction == "mute",
+        answers=answers,
+        history=seen,
+    )
     return Admission(attendee=attendee, payload=payload, muted=restriction == "mute")
 
 
@@ -339,23 +387,6 @@ def public_items(attendee: Attendee, found: list[Interaction]) -> list[dict[str,
     return items
 
 
-_ANSWERS_SQL = """
-SELECT interaction_id, answer FROM interaction_response
-WHERE session_id = {session} AND registrant_id = {registrant}
-"""
-_ANSWER = InteractionResponse._meta.fields_map["answer"]
-
-
-async def _answers_given(session_id: int, registrant_id: int) -> dict[int, Any]:
-    """What the attendee answered in this session, by interaction (one plain statement)."""
-    connection = connections.get("default")
-    session, registrant = placeholders(connection, 0, 2).split(", ")
-    _count, rows = await connection.execute_query(
-        _ANSWERS_SQL.format(session=session, registrant=registrant), [session_id, registrant_id]
-    )
-    return {int(row[0]): interactions.given_answer(_ANSWER.to_python_value(row[1])) for row in rows}
-
-
 async def _payload(
     attendee: Attendee,
     view: _SessionView,
@@ -363,12 +394,11 @@ async def _payload(
     *,
     left_at: float | None,
     muted: bool,
+    answers: dict[int, Any],
+    history: list[dict[str, Any]],
 ) -> dict[str, Any]:
     mode = attendee.mode(now)
     found = view.timeline
-    answers: dict[int, Any] = {}
-    if any(interactions.takes_answer(interaction.kind) for interaction in found):
-        answers = await _answers_given(attendee.session_id, attendee.registrant_id)
     results = []
     for interaction in found:
         if interactions.shows_results(interaction.kind) and (
@@ -399,9 +429,7 @@ async def _payload(
         "timeline": public_items(attendee, found),
         "answered": {str(key): value for key, value in answers.items()},
         "results": results,
-        "chat": await chat.history_for_attendee(
-            attendee.session_id, attendee.registrant_id, replay=mode in ("replay", "ended")
-        ),
+        "chat": history,
         "chat_mode": settings.chat_mode,
         "team_online": False,  # the hub knows; it fills this in
         "muted": muted,
