@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +77,46 @@ async def init_db(settings: Settings | None = None) -> None:
 
 async def close_db() -> None:
     """Close every database connection."""
+    close_readers()
     await Tortoise.close_connections()
+
+
+# SQLite files read at once from the event loop's thread: (file, thread) -> connection.
+_readers: dict[tuple[str, int], sqlite3.Connection] = {}
+
+
+def read_now(client: Any, sql: str, values: Sequence[Any]) -> list[Any] | None:
+    """The rows of a small read on an SQLite file, read at once; None to read the usual way.
+
+    Tortoise's SQLite client runs each statement in the driver's thread and hands the rows back
+    to the event loop: for a read of a few indexed rows that hand-over costs more than the read.
+    Here the read runs on its own connection in the calling thread. WAL lets it read while a
+    write is under way; should the file be busy all the same (a checkpoint, a recovery), it does
+    not wait but returns None, and the caller reads through the ORM's connection. It sees what
+    is committed, so it is for reads outside a transaction.
+    """
+    if client.capabilities.dialect != "sqlite":
+        return None
+    filename = str(getattr(client, "filename", ""))
+    if not filename or filename == ":memory:" or filename.startswith("file::memory:"):
+        return None
+    key = (filename, threading.get_ident())
+    try:
+        reader = _readers.get(key)
+        if reader is None:
+            reader = sqlite3.connect(filename, timeout=0, isolation_level=None)
+            reader.execute("PRAGMA query_only = 1")
+            _readers[key] = reader
+        return reader.execute(sql, values).fetchall()
+    except sqlite3.Error:
+        return None
+
+
+def close_readers() -> None:
+    """Close the connections `read_now` opened."""
+    while _readers:
+        _key, reader = _readers.popitem()
+        reader.close()
 
 
 async def migrate(settings: Settings | None = None) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 import uuid
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from tortoise import Tortoise
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import db
+from app.models import Contact
+from app.settings import Settings
 from tests.conftest import TEST_DATABASE_URL, require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +83,58 @@ async def test_a_query_is_the_last_thing_its_postgresql_session_ran() -> None:
     assert any(marker in query for query in queries), queries
     assert not any("pg_advisory_unlock_all" in query for query in queries), queries
     assert all(row["state"] == "idle" for row in last), last  # the failed transaction rolled back
+
+
+async def _two_contacts_with_one_address() -> None:
+    async with in_transaction():
+        await Contact.create(email="b@example.com", name="B")
+        await Contact.create(email="b@example.com", name="B again")
+
+
+async def test_small_reads_on_sqlite_are_read_at_once_and_see_what_is_committed(
+    database: Settings,
+) -> None:
+    client = Tortoise.get_connection("default")
+    sql = "SELECT email FROM contact WHERE email = ?"
+    if client.capabilities.dialect != "sqlite":
+        assert db.read_now(client, sql, ["a@example.com"]) is None  # read the usual way
+        return
+    assert db.read_now(client, sql, ["a@example.com"]) == []
+    await Contact.create(email="a@example.com", name="A")
+    assert db.read_now(client, sql, ["a@example.com"]) == [("a@example.com",)]
+    assert db.read_now(client, "SELECT nothing FROM nowhere", []) is None  # an error: the usual way
+    with pytest.raises(IntegrityError):  # a transaction that fails is never seen
+        await _two_contacts_with_one_address()
+    assert db.read_now(client, sql, ["b@example.com"]) == []
+
+
+async def test_a_busy_sqlite_file_is_not_waited_for(database: Settings) -> None:
+    client = Tortoise.get_connection("default")
+    if client.capabilities.dialect != "sqlite":
+        return
+    sql = "SELECT count(*) FROM contact"
+    assert db.read_now(client, sql, []) == [(0,)]
+    db.close_readers()
+    path = database.resolved_database_url.removeprefix("sqlite://")
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("CREATE TABLE busy_probe (x)")  # a write: the file is held from here
+        started = time.monotonic()
+        assert db.read_now(client, sql, []) is None
+        assert time.monotonic() - started < 1.0  # not the driver's 5 s busy timeout
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert db.read_now(client, sql, []) == [(0,)]
+
+
+def test_in_memory_sqlite_is_read_the_usual_way() -> None:
+    class Memory:
+        class capabilities:  # the shape of a Tortoise client
+            dialect = "sqlite"
+
+        filename = ":memory:"
+
+    assert db.read_now(Memory(), "SELECT 1", []) is None

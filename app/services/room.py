@@ -19,7 +19,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from app import i18n
+from app import db, i18n
 from app.models import (
     AnalyticsEvent,
     Interaction,
@@ -295,9 +295,10 @@ async def _admission_row(token: str) -> Any:
     if not isinstance(token, str) or not token or len(token) > registration.TOKEN_MAX:
         return None
     connection = connections.get("default")
-    _count, rows = await connection.execute_query(
-        _admission_statement(connection), [crypto.hash_token(token)]
-    )
+    sql, values = _admission_statement(connection), [crypto.hash_token(token)]
+    rows = db.read_now(connection, sql, values)
+    if rows is None:
+        _count, rows = await connection.execute_query(sql, values)
     return rows[0] if rows else None
 
 
