@@ -631,6 +631,10 @@ class Hub:
             del attendee, payload
             return self._sync()
 
+        connection = self.connections.get(sid)
+        if connection is not None and connection.staff_id is not None:
+            problem = await self._allowed(sid, connection, False)
+            return problem or self._sync()
         return await self.attendee_event(sid, data, run)
 
     async def on_chat_send(self, sid: str, data: Any = None) -> dict[str, Any]:

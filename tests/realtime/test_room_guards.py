@@ -394,3 +394,20 @@ async def test_a_flooding_client_that_ignores_the_disconnect_is_cut_off(
     assert any('"rate_limited"' in packet for packet in received)
     assert server.sio.hub.connections == {}
     assert server.sio.eio.sockets == {}
+
+
+async def test_the_clock_answers_attendees_at_once_and_the_team_too(
+    server: LiveServer, peers: list[Peer]
+) -> None:
+    session = await make_session()
+    _ann, token = await make_attendee(session)
+    ann, _ = await join(server, peers, token)
+    team = await presenter(server, peers)
+    for peer in (ann, team):
+        before = int(auth.utcnow().timestamp() * 1000)
+        answer = await peer.call(protocol.SYNC, {})
+        assert answer["ok"] is True
+        assert before <= answer["server_ms"] <= int(auth.utcnow().timestamp() * 1000)
+    for bad in ([], "x"):  # left to the library's way, which says why
+        refusal = await ann.call(protocol.SYNC, bad)
+        assert refusal["error"]["code"] == "bad_request"
