@@ -408,6 +408,7 @@ async def test_the_clock_answers_attendees_at_once_and_the_team_too(
         answer = await peer.call(protocol.SYNC, {})
         assert answer["ok"] is True
         assert before <= answer["server_ms"] <= int(auth.utcnow().timestamp() * 1000)
+    bad: Any
     for bad in ([], "x"):  # left to the library's way, which says why
         refusal = await ann.call(protocol.SYNC, bad)
         assert refusal["error"]["code"] == "bad_request"
