@@ -116,6 +116,13 @@ def refused(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
+def _server_error(connection: Connection) -> dict[str, Any]:
+    """The refusal of an attendee's event that failed on the server, in their language."""
+    assert connection.attendee is not None
+    failed = room.RoomError("server_error", FAILED, connection.attendee.language)
+    return refused(failed.code, failed.message)
+
+
 class Hub:
     """The live room's transport for one web process."""
 
@@ -517,8 +524,7 @@ class Hub:
             return refused(error.code, error.message)
         except Exception:
             log.exception("attendee event failed")
-            failed = room.RoomError("server_error", FAILED, connection.attendee.language)
-            return refused(failed.code, failed.message)
+            return _server_error(connection)
 
     async def staff_event(
         self,
@@ -599,9 +605,7 @@ class Hub:
             return self._heartbeat(connection, data)
         except Exception:
             log.exception("attendee event failed")
-            assert connection.attendee is not None
-            failed = room.RoomError("server_error", FAILED, connection.attendee.language)
-            return refused(failed.code, failed.message)
+            return _server_error(connection)
 
     @staticmethod
     def _sync() -> dict[str, Any]:

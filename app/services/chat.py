@@ -129,9 +129,22 @@ class ChatRow(NamedTuple):
 
 # Public messages and the attendee's own conversation, newest first. The join reads it for every
 # attendee, so it is one plain statement rather than an ORM query built each time.
+_HISTORY_COLUMNS = (
+    "id",
+    "session_id",
+    "staff_id",
+    "automatic",
+    "sender_name",
+    "body",
+    "visibility",
+    "reply_to_id",
+    "media_seconds",
+    "created_at",
+    "pinned",
+    "registrant_id",
+)
 _HISTORY_SQL = """
-SELECT id, session_id, staff_id, automatic, sender_name, body, visibility, reply_to_id,
-       media_seconds, created_at, pinned, registrant_id
+SELECT {columns}
 FROM chat_message
 WHERE session_id = {session} AND deleted_at IS NULL
   AND (visibility = 'public' OR registrant_id = {registrant})
@@ -142,10 +155,6 @@ _HISTORY_JSON = {
     "postgres": "(SELECT json_agg(json_build_array({columns})) FROM ({rows}) h)",
     "sqlite": "(SELECT json_group_array(json_array({columns})) FROM ({rows}) h)",
 }
-_HISTORY_JSON_COLUMNS = (
-    "h.id, h.session_id, h.staff_id, h.automatic, h.sender_name, h.body, h.visibility, "
-    "h.reply_to_id, h.media_seconds, h.created_at, h.pinned, h.registrant_id"
-)
 _CREATED_AT = ChatMessage._meta.fields_map["created_at"]
 
 
@@ -155,8 +164,14 @@ def history_subquery(dialect: str, session: str, registrant: str) -> str:
     `session` and `registrant` are SQL expressions of the enclosing statement: the join reads
     the history in the same statement as the attendee's admission. `history_items` reads it.
     """
-    rows = _HISTORY_SQL.format(session=session, registrant=registrant, limit=HISTORY_LIMIT)
-    return _HISTORY_JSON[dialect].format(columns=_HISTORY_JSON_COLUMNS, rows=rows)
+    rows = _HISTORY_SQL.format(
+        columns=", ".join(_HISTORY_COLUMNS),
+        session=session,
+        registrant=registrant,
+        limit=HISTORY_LIMIT,
+    )
+    columns = ", ".join(f"h.{name}" for name in _HISTORY_COLUMNS)
+    return _HISTORY_JSON[dialect].format(columns=columns, rows=rows)
 
 
 async def history_for_attendee(
@@ -165,7 +180,9 @@ async def history_for_attendee(
     """What an attendee sees at join: the session's public chat and their own conversation."""
     connection = connections.get("default")
     session, registrant, limit = placeholders(connection, 0, 3).split(", ")
-    sql = _HISTORY_SQL.format(session=session, registrant=registrant, limit=limit)
+    sql = _HISTORY_SQL.format(
+        columns=", ".join(_HISTORY_COLUMNS), session=session, registrant=registrant, limit=limit
+    )
     _count, rows = await connection.execute_query(
         sql, [session_id, registrant_id, 2000 if replay else HISTORY_LIMIT]
     )
