@@ -24,9 +24,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app.models import AnalyticsEvent
@@ -45,7 +46,7 @@ from app.services.attendance_rows import (
     rebuild,
     video_durations,
 )
-from app.services.rows import insert_many
+from app.services.rows import any_of, insert_rows, marks
 
 log = logging.getLogger("encore.attendance")
 
@@ -71,6 +72,8 @@ __all__ = [
 
 # Two missed heartbeats (sent every 20 s) and a little slack.
 ONLINE_WINDOW = timedelta(seconds=45)
+# The events that say whether someone is in the room.
+ONLINE_KINDS = (JOIN, HEARTBEAT, LEAVE)
 # How long the first event recorded waits for others to share its INSERT.
 GROUP_WAIT = 0.01
 
@@ -85,19 +88,31 @@ class Presence:
     contact_id: int
 
 
-def _event(
-    kind: str, who: Presence, at: datetime, seconds: float | None, **data: Any
-) -> AnalyticsEvent:
-    return AnalyticsEvent(
-        kind=kind,
-        at=at,
-        webinar_id=who.webinar_id,
-        session_id=who.session_id,
-        registrant_id=who.registrant_id,
-        contact_id=who.contact_id,
-        video_seconds=seconds,
-        data=data,
+class _Event(NamedTuple):
+    """One event to write, as the values of the AnalyticsEvent fields of the same names."""
+
+    kind: str
+    at: datetime
+    webinar_id: int
+    session_id: int
+    registrant_id: int
+    contact_id: int
+    video_seconds: float | None
+    data: dict[str, Any]
+
+
+_EVENT_FIELDS = _Event._fields
+
+
+def _event(kind: str, who: Presence, at: datetime, seconds: float | None, **data: Any) -> _Event:
+    return _Event(
+        kind, at, who.webinar_id, who.session_id, who.registrant_id, who.contact_id, seconds, data
     )
+
+
+async def _insert(connection: BaseDBAsyncClient, events: list[_Event]) -> None:
+    """Write events with one statement (one per few thousand on SQLite), without model objects."""
+    await insert_rows(connection, AnalyticsEvent, _EVENT_FIELDS, events, returning=())
 
 
 # --- the pending changes of this process --------------------------------------------------------
@@ -159,10 +174,10 @@ class _Group:
     """Events recorded close together, written by one INSERT; `done` when it has run."""
 
     done: asyncio.Future[None]
-    events: list[AnalyticsEvent]
+    events: list[_Event]
 
 
-async def _written(event: AnalyticsEvent) -> None:
+async def _written(event: _Event) -> None:
     """Write the event with the others recorded within GROUP_WAIT; return once it is stored."""
     pending = _here()
     group = pending.group
@@ -183,7 +198,7 @@ def _start_writing(pending: _Pending, group: _Group) -> None:
 
 async def _write_group(group: _Group) -> None:
     try:
-        await insert_many(connections.get("default"), group.events, returning=())
+        await _insert(connections.get("default"), group.events)
     except Exception as error:
         group.done.set_exception(error)
         group.done.exception()  # each waiter gets it; none left unseen if a waiter went away
@@ -262,7 +277,7 @@ class HeartbeatBuffer:
     """Heartbeats waiting to be written; `flush` writes them in one statement."""
 
     def __init__(self) -> None:
-        self._pending: list[AnalyticsEvent] = []
+        self._pending: list[_Event] = []
 
     def add(self, who: Presence, at: datetime, seconds: float, *, playing: bool) -> None:
         """Keep one heartbeat for the next flush."""
@@ -286,7 +301,7 @@ class HeartbeatBuffer:
         try:
             durations = await video_durations({change.webinar_id for change in changes})
             async with in_transaction() as connection:
-                await insert_many(connection, batch, returning=())
+                await _insert(connection, batch)
                 await apply_changes(changes, connection, durations)
         except Exception:
             # Kept, bounded: a long outage must not grow the buffer without limit.
@@ -298,12 +313,44 @@ class HeartbeatBuffer:
         return len(batch)
 
 
+# Each attendee's latest room event in the window, counted where it is not a leave: the database
+# answers with one row per session rather than every recent event of the crowd (the hub asks
+# once a second while a session fills).
+_ONLINE_COUNTS_SQL = """
+SELECT session_id, COUNT(*) FROM (
+    SELECT session_id, kind, ROW_NUMBER() OVER (
+        PARTITION BY session_id, registrant_id ORDER BY at DESC, id DESC) AS recency
+    FROM analytics_event
+    WHERE session_id {sessions} AND kind {kinds} AND at >= {since}
+      AND registrant_id IS NOT NULL
+) latest
+WHERE recency = 1 AND kind <> {leave}
+GROUP BY session_id
+"""
+_AT = AnalyticsEvent._meta.fields_map["at"]
+
+
 async def online_counts(session_ids: Iterable[int], now: datetime) -> dict[int, int]:
     """Attendees online now per session (0 for sessions nobody is in)."""
     wanted = list(dict.fromkeys(session_ids))
     counts = dict.fromkeys(wanted, 0)
-    for session_id, registrants in (await _online(wanted, now)).items():
-        counts[session_id] = len(registrants)
+    if not wanted:
+        return counts
+    connection = connections.get("default")
+    dialect = connection.capabilities.dialect
+    sessions, session_values = any_of(dialect, 0, wanted, sql_type="int")
+    kinds, kind_values = any_of(dialect, len(session_values), ONLINE_KINDS, sql_type="text")
+    since, leave = marks(dialect, len(session_values) + len(kind_values), 2).split(", ")
+    sql = _ONLINE_COUNTS_SQL.format(sessions=sessions, kinds=kinds, since=since, leave=leave)
+    values = [
+        *session_values,
+        *kind_values,
+        _AT.to_db_value(now - ONLINE_WINDOW, AnalyticsEvent),
+        LEAVE,
+    ]
+    _count, rows = await connection.execute_query(sql, values)
+    for session_id, online in rows:
+        counts[int(session_id)] = int(online)
     return counts
 
 
@@ -318,7 +365,7 @@ async def is_online(session_id: int, registrant_id: int, now: datetime) -> bool:
         await AnalyticsEvent.filter(
             session_id=session_id,
             registrant_id=registrant_id,
-            kind__in=(JOIN, HEARTBEAT, LEAVE),
+            kind__in=ONLINE_KINDS,
             at__gte=now - ONLINE_WINDOW,
         )
         .order_by("-at", "-id")
@@ -334,7 +381,7 @@ async def _online(session_ids: list[int], now: datetime) -> dict[int, set[int]]:
     rows = (
         await AnalyticsEvent.filter(
             session_id__in=session_ids,
-            kind__in=(JOIN, HEARTBEAT, LEAVE),
+            kind__in=ONLINE_KINDS,
             at__gte=now - ONLINE_WINDOW,
         )
         .order_by("at", "id")

@@ -42,7 +42,7 @@ from app.models import (
     WebinarSession,
 )
 from app.services import analytics_events
-from app.services.rows import MAX_PARAMETERS
+from app.services.rows import insert_statements
 
 JOIN = "join"
 HEARTBEAT = "heartbeat"
@@ -253,26 +253,25 @@ def stayed(furthest_seconds: float, duration_seconds: float) -> bool:
     return furthest_seconds >= STAYED_SHARE * duration_seconds
 
 
-def _values(change: Change, duration: float) -> list[Any]:
-    fields = Attendance._meta.fields_map
-    raw: dict[str, Any] = {
-        "webinar_id": change.webinar_id,
-        "session_id": change.session_id,
-        "registrant_id": change.registrant_id,
-        "contact_id": change.contact_id,
-        "first_join_at": change.first_join_at,
-        "last_seen_at": change.last_seen_at,
-        "watched_seconds": round(change.watched_seconds, 3),
-        "furthest_seconds": change.furthest_seconds,
-        "minutes": sorted(change.minutes),
-        "stayed_to_end": stayed(change.furthest_seconds, duration),
-        "clicked_offer": change.clicked_offer,
-        "chat_messages": change.chat_messages,
-        "responses": change.responses,
-        "downloads": change.downloads,
-        "clicked": sorted(change.clicked),
-    }
-    return [fields[column].to_db_value(raw[column], Attendance) for column in _COLUMNS]
+def _values(change: Change, duration: float) -> tuple[Any, ...]:
+    """The change as the values of `_COLUMNS`, in that order."""
+    return (
+        change.webinar_id,
+        change.session_id,
+        change.registrant_id,
+        change.contact_id,
+        change.first_join_at,
+        change.last_seen_at,
+        round(change.watched_seconds, 3),
+        change.furthest_seconds,
+        sorted(change.minutes),
+        stayed(change.furthest_seconds, duration),
+        change.clicked_offer,
+        change.chat_messages,
+        change.responses,
+        change.downloads,
+        sorted(change.clicked),
+    )
 
 
 def _placeholders(postgres: bool, start: int, count: int) -> str:
@@ -284,25 +283,32 @@ def _placeholders(postgres: bool, start: int, count: int) -> str:
 async def _upsert(
     connection: BaseDBAsyncClient, changes: Sequence[Change], durations: dict[int, float]
 ) -> None:
-    """Add each change to its row (created when missing), many rows per statement."""
+    """Add each change to its row (created when missing), many rows per statement.
+
+    On PostgreSQL the rows go as one array per column: the statement reads the same for any
+    number of rows, so it is parsed and planned once per connection, not at every flush.
+    """
     if not changes:
         return
-    postgres = connection.capabilities.dialect == "postgres"
-    names = ", ".join(f'"{column}"' for column in _COLUMNS)
-    update = _update_clause(postgres)
-    per_statement = MAX_PARAMETERS // len(_COLUMNS)
-    for first in range(0, len(changes), per_statement):
-        values: list[Any] = []
-        groups = []
-        for change in changes[first : first + per_statement]:
-            groups.append(f"({_placeholders(postgres, len(values), len(_COLUMNS))})")
-            duration = durations.get(change.webinar_id, DEFAULT_DURATION_SECONDS)
-            values.extend(_values(change, duration))
-        sql = (
-            f'INSERT INTO "attendance" ({names}) VALUES {", ".join(groups)} '  # noqa: S608
-            f'ON CONFLICT ("session_id", "registrant_id") DO UPDATE SET {update}'
+    dialect = connection.capabilities.dialect
+    on_conflict = _on_conflict.get(dialect)
+    if on_conflict is None:
+        on_conflict = _on_conflict[dialect] = (
+            'ON CONFLICT ("session_id", "registrant_id") DO UPDATE SET '
+            + _update_clause(dialect == "postgres")
         )
-        await connection.execute_query(sql, values)
+    values = [
+        _values(change, durations.get(change.webinar_id, DEFAULT_DURATION_SECONDS))
+        for change in changes
+    ]
+    for sql, parameters in insert_statements(
+        dialect, Attendance, _COLUMNS, values, returning=(), on_conflict=on_conflict
+    ):
+        await connection.execute_query(sql, parameters)
+
+
+# The upsert's conflict clause per dialect, built once.
+_on_conflict: dict[str, str] = {}
 
 
 # Per event loop, as a process has one (and each test its own database and loop).

@@ -161,13 +161,19 @@ def insert_statements(
     *,
     returning: Sequence[str] = ("id",),
     ignore_conflicts: bool = False,
+    on_conflict: str = "",
 ) -> list[Statement]:
-    """The statements (SQL and parameters) that `insert_rows` runs, for callers that run them."""
+    """The statements (SQL and parameters) that `insert_rows` runs, for callers that run them.
+
+    `on_conflict` is an upsert's own `ON CONFLICT (...) DO UPDATE ...` clause (constant SQL).
+    """
     if not values:
         return []
     shape = _shape(model, tuple(names))
     table = model._meta.db_table
     suffix = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    if on_conflict:
+        suffix = " " + on_conflict
     if returning:
         suffix += " RETURNING " + ", ".join(f'"{column}"' for column in returning)
     if dialect == "postgres":

@@ -22,7 +22,7 @@ from app.models import (
     WebinarSession,
 )
 from app.realtime import protocol
-from app.services import attendance, attendance_rows, chat, crypto, downloads, room
+from app.services import attendance, attendance_rows, chat, crypto, downloads, room, rows
 from app.services.attendance import HeartbeatBuffer, Presence
 from app.services.attendance_rows import Change
 from app.settings import Settings
@@ -203,6 +203,41 @@ async def test_many_attendees_in_one_flush_match_a_rebuild(database: Settings) -
     assert await all_rows() == counted
 
 
+async def test_flushes_of_any_size_run_the_same_statements_on_postgresql(
+    database: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await make_session()
+    people = [await make_attendee(session, f"P{n} Example") for n in range(4)]
+    statements: list[str] = []
+
+    def spy(build: Any) -> Any:
+        def built(*arguments: Any, **options: Any) -> list[rows.Statement]:
+            made: list[rows.Statement] = build(*arguments, **options)
+            statements.extend(sql for sql, _values in made)
+            return made
+
+        return built
+
+    monkeypatch.setattr(rows, "insert_statements", spy(rows.insert_statements))
+    monkeypatch.setattr(
+        attendance_rows, "insert_statements", spy(attendance_rows.insert_statements)
+    )
+    buffer = HeartbeatBuffer()
+    for size in (1, 3):  # one attendee's heartbeat and change, then three
+        for person in people[:size]:
+            buffer.add(person.presence, at(size * 20), size * 20.0, playing=True)
+        await buffer.flush()
+    assert await Attendance.all().count() == 3
+    assert await AnalyticsEvent.filter(kind="heartbeat").count() == 4
+    assert len(statements) == 4  # the events, then the rows, at each flush
+    if database.resolved_database_url.startswith("postgres"):
+        # Prepared once per connection: the rows go as arrays, whatever their number.
+        assert statements[0] == statements[2]
+        assert statements[1] == statements[3]
+    else:
+        assert statements[0] != statements[2]  # SQLite lists each row's parameters
+
+
 async def test_changes_from_two_processes_add_up(database: Settings) -> None:
     session = await make_session()
     who = (await make_attendee(session)).presence
@@ -254,7 +289,7 @@ async def test_a_failed_flush_keeps_everything_for_the_next(
     async def broken(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         raise RuntimeError("database away")
 
-    monkeypatch.setattr(attendance, "insert_many", broken)
+    monkeypatch.setattr(attendance, "insert_rows", broken)
     with pytest.raises(RuntimeError):
         await buffer.flush()
     assert await Attendance.all().count() == 0
