@@ -218,10 +218,9 @@ async def test_flushes_of_any_size_run_the_same_statements_on_postgresql(
 
         return built
 
-    monkeypatch.setattr(rows, "insert_statements", spy(rows.insert_statements))
-    monkeypatch.setattr(
-        attendance_rows, "insert_statements", spy(attendance_rows.insert_statements)
-    )
+    built = spy(rows.insert_statements)
+    monkeypatch.setattr(rows, "insert_statements", built)
+    monkeypatch.setattr(attendance_rows, "insert_statements", built)
     buffer = HeartbeatBuffer()
     for size in (1, 3):  # one attendee's heartbeat and change, then three
         for person in people[:size]:
