@@ -8,7 +8,8 @@ As socket.io-client does, events that arrive before the namespace's connect answ
 sends the `room` payload from inside its connect handler) are held until that answer.
 
 An attendee behaves as the room page does: it takes the server's clock from the `room` payload,
-refines it with five `sync` rounds 200 ms apart (the round trip with the least delay wins),
+refines it with `sync` rounds 200 ms apart (the round trip with the least delay wins; up to five,
+until one comes back within 100 ms),
 sends a heartbeat every 20 s, and decides when to show each interaction of the timeline from
 `starts_at_ms`, `opens_at` and its clock offset, on the page's 250 ms tick. Each client runs on a
 deliberately wrong local clock (up to two seconds off), so only the offset makes it right.
@@ -34,8 +35,9 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-SYNC_ROUNDS = 5  # as the page: five rounds, 200 ms apart
+SYNC_ROUNDS = 5  # as the page: up to five rounds, 200 ms apart,
 SYNC_GAP = 0.2
+SYNC_GOOD_RTT_MS = 100.0  # until one comes back this fast
 PAGE_TICK = 0.25  # the page looks at its timeline every 250 ms
 HEARTBEAT_SECONDS = 20.0
 MAX_SKEW_MS = 2000.0
@@ -311,6 +313,9 @@ class Lean(asyncio.Protocol):
                 if rtt <= self.best_rtt:
                     self.best_rtt = rtt
                     self.offset_ms = ack["server_ms"] + rtt / 2 - now
+                if rtt <= SYNC_GOOD_RTT_MS:
+                    self._sync(0)  # close enough: no more rounds
+                    return
             else:
                 self.swarm.acks_failed += 1
             asyncio.get_running_loop().call_later(SYNC_GAP, self._sync, left - 1)

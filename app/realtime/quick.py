@@ -1,9 +1,9 @@
 """Events answered as they are read: the room page's clock rounds and heartbeats.
 
-Every attendee's page sends five `sync` rounds when it connects and a `heartbeat` every 20 s.
-Through python-socketio each one is decoded twice, runs in a task of its own, walks the server's
-event dispatch and its acknowledgement is encoded as a packet object: for a crowd joining at once
-that is a sixth of the web process's work. Neither event waits for anything (the answer is the
+Every attendee's page sends up to five `sync` rounds when it connects (until one comes back
+within 100 ms) and a `heartbeat` every 20 s. Through python-socketio each one is decoded twice,
+runs in a task of its own, walks the server's event dispatch and its acknowledgement is encoded
+as a packet object: for a crowd joining at once that was a sixth of the web process's work. Neither event waits for anything (the answer is the
 server's clock, or a position noted for the next batch write), so the transport hands these two
 to `QuickEvents` as it reads them, and their acknowledgement is written straight back.
 

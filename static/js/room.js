@@ -40,7 +40,11 @@
   var ANSWERABLE = { poll: true, quiz: true, nps: true, rating: true, question: true };
   var CLICKABLE = { offer: true, download: true, link: true };
   var ACK_TIMEOUT_MS = 10000;
+  // Clock rounds: up to five, 200 ms apart, until one comes back within SYNC_GOOD_RTT_MS. The
+  // server's clock is then known to half of that, well inside what the room needs (the
+  // player is corrected past two seconds, an interaction shows on a 250 ms tick).
   var SYNC_ROUNDS = 5;
+  var SYNC_GOOD_RTT_MS = 100;
   var RESYNC_MS = 10 * 60 * 1000;
   // How far a player may be from the live position before it counts as ahead or behind.
   var AHEAD_SECONDS = 2;
@@ -258,6 +262,9 @@
           if (rtt <= clock.bestRtt) {
             clock.bestRtt = rtt;
             clock.offset = ack.server_ms + rtt / 2 - now;
+          }
+          if (rtt <= SYNC_GOOD_RTT_MS) {
+            return; // close enough: no more rounds
           }
         }
         if (left > 0) {

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from tests.browser.conftest import DESKTOP, MOBILE, EncoreServer, open_page
 from tests.browser.room_setup import (
@@ -168,6 +169,7 @@ async def test_the_room_in_every_mode(browser: Browser, server: EncoreServer) ->
             )
             assert made["duration"] > OFFER_AT_S + 30, made
             await _waiting_room(browser, server, made)
+            await _clock_rounds(browser, server, made)
             await _late_joiner(browser, server, made, peers)
             await _replay(browser, server, made)
             await _on_demand(browser, server, made)
@@ -193,6 +195,69 @@ async def _waiting_room(browser: Browser, server: EncoreServer, made: dict[str, 
     assert await page.locator(VIDEO).evaluate("(video) => video.currentTime") < 10
     assert console.errors == [], console.errors
     await page.context.close()
+
+
+@dataclass
+class _Rounds:
+    """The page's clock rounds seen on its WebSocket: when each was sent and answered."""
+
+    delay_s: float  # how long each answer is held back on its way to the page
+    sent: list[float] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)
+
+    async def route(self, page: Page) -> None:
+        """Pass the page's WebSocket through, noting its clock rounds and delaying their answers."""
+        loop = asyncio.get_running_loop()
+
+        def routed(ws: WebSocketRoute) -> None:
+            server = ws.connect_to_server()
+
+            def from_page(message: str | bytes) -> None:
+                if isinstance(message, str) and message.startswith("42") and '"sync"' in message:
+                    self.sent.append(loop.time())
+                server.send(message)
+
+            def from_server(message: str | bytes) -> None:
+                if isinstance(message, str) and message.startswith("43") and "server_ms" in message:
+                    self.answered.append(loop.time())
+                    loop.call_later(self.delay_s, ws.send, message)
+                    return
+                ws.send(message)
+
+            ws.on_message(from_page)
+            server.on_message(from_server)
+
+        await page.route_web_socket(re.compile(r"/socket\.io/"), routed)
+
+    async def settled(self) -> None:
+        """Wait until the page has sent no round for a while (they go 200 ms apart)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            while True:
+                if self.sent and loop.time() - self.sent[-1] >= 2.0:
+                    return
+                await asyncio.sleep(0.1)
+
+
+async def _clock_rounds(browser: Browser, server: EncoreServer, made: dict[str, Any]) -> None:
+    """The page measures the server's clock in rounds: up to five, until one comes back fast."""
+    live = await _session(server, made, offset=-LATE_BY_S, count=2)
+    for person, delay_s, wanted in ((0, 0.0, range(1, 5)), (1, 0.15, range(5, 6))):
+        rounds = _Rounds(delay_s)
+        page, console = await open_page(browser, viewport=DESKTOP)
+        await rounds.route(page)
+        await page.goto(f"{server.base_url}/j/{live['people'][person]['token']}")
+        await playing(page)
+        await rounds.settled()
+        # Each round waits for the answer to the one before; with every answer held back past
+        # the page's bar all five go, and otherwise the first quick answer ends them.
+        assert len(rounds.sent) in wanted, (delay_s, rounds.sent)
+        assert len(rounds.answered) == len(rounds.sent)
+        gaps = [b - a for a, b in zip(rounds.sent, rounds.sent[1:], strict=False)]
+        assert all(gap >= 0.2 + delay_s - 0.05 for gap in gaps), gaps
+        await wait_near_live(page, live["start_ms"])
+        assert console.errors == [], console.errors
+        await page.context.close()
 
 
 async def _late_joiner(
