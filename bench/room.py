@@ -475,6 +475,8 @@ class Result:
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     join_times: list[float] = field(default_factory=list)
+    # (seconds after the first open, join seconds) for each join, in the order they were opened
+    join_series: list[tuple[float, float]] = field(default_factory=list)
     join_seconds: float = 0.0
     join_server_cpu: float = 0.0
     join_load_cpu: float = 0.0
@@ -543,6 +545,11 @@ async def measure(server: Server, args: argparse.Namespace, result: Result) -> N
         wall, server_cpu, load_cpu = await meter.stop()
         profiler.stop()
         result.join_times = [s for s, e, _, _ in joins.values() if s is not None and e is None]
+        result.join_series = [
+            (index / args.join_rate, seconds)
+            for index, (seconds, error, _slip, _at) in sorted(joins.items())
+            if seconds is not None and error is None
+        ]
         result.joined = len(result.join_times)
         result.failed = count - result.joined
         for _s, error, _slip, _at in joins.values():
@@ -698,6 +705,18 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def print_join_series(series: list[tuple[float, float]], step: float = 0.1) -> None:
+    """Join times by when the joins were opened (a stall shows as the steps after it)."""
+    steps: dict[int, list[float]] = {}
+    for opened, seconds in series:
+        steps.setdefault(int(opened / step), []).append(seconds * 1000)
+    parts = [
+        f"{number * step:.1f}s {percentile(times, 0.5):.0f}/{max(times):.0f}"
+        for number, times in sorted(steps.items())
+    ]
+    print("    by opening time (p50/max ms): " + ", ".join(parts))
+
+
 def report(results: list[Result], args: argparse.Namespace) -> None:
     """Print every figure, the ratios against the floor, and the goals."""
     floor = next((r for r in results if r.name == "websockets floor"), None)
@@ -716,6 +735,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         )
         if r.errors:
             print(f"    failures: {r.errors}")
+        if args.verbose:
+            print_join_series(r.join_series)
         print(
             f"    RSS {r.rss_before_kb / 1024:.1f} -> {r.rss_after_kb / 1024:.1f} MiB; "
             f"idle with everyone connected: {100 * r.idle_cpu:.0f}% of a core; "
@@ -852,7 +873,11 @@ async def main() -> None:
     parser.add_argument("--levels", default="2000,1000,200")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
-    parser.add_argument("--verbose", action="store_true", help="each message's slowest receipt")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="each message's slowest receipt; join times by when they were opened",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--postgres-db", default="encore_bench_room")
