@@ -3,9 +3,10 @@
 Every attendee's page sends up to five `sync` rounds when it connects (until one comes back
 within 100 ms) and a `heartbeat` every 20 s. Through python-socketio each one is decoded twice,
 runs in a task of its own, walks the server's event dispatch and its acknowledgement is encoded
-as a packet object: for a crowd joining at once that was a sixth of the web process's work. Neither event waits for anything (the answer is the
-server's clock, or a position noted for the next batch write), so the transport hands these two
-to `QuickEvents` as it reads them, and their acknowledgement is written straight back.
+as a packet object: for a crowd joining at once that was a sixth of the web process's work.
+Neither event waits for anything (the answer is the server's clock, or a position noted for the
+next batch write), so the transport hands these two to `QuickEvents` as it reads them, and their
+acknowledgement is written straight back.
 
 Only the plain case is taken here: a text EVENT on the default namespace, of a client connected
 to it, whose handler says it can answer now. Anything else (another namespace, binary
