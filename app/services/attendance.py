@@ -313,35 +313,38 @@ class HeartbeatBuffer:
         return len(batch)
 
 
-# Each attendee's latest room event in the window, counted where it is not a leave: the database
-# answers with one row per session rather than every recent event of the crowd (the hub asks
-# once a second while a session fills).
-_ONLINE_COUNTS_SQL = """
-SELECT session_id, COUNT(*) FROM (
-    SELECT session_id, kind, ROW_NUMBER() OVER (
+# Who is online: each attendee's latest room event in the window, where it is not a leave. The
+# database answers (one row per session, or per person online) rather than the web process
+# reading every recent event of the crowd; the hub counts once a second while a session fills.
+_ONLINE_SQL = """
+SELECT {wanted} FROM (
+    SELECT session_id, registrant_id, kind, ROW_NUMBER() OVER (
         PARTITION BY session_id, registrant_id ORDER BY at DESC, id DESC) AS recency
     FROM analytics_event
     WHERE session_id {sessions} AND kind {kinds} AND at >= {since}
       AND registrant_id IS NOT NULL
 ) latest
 WHERE recency = 1 AND kind <> {leave}
-GROUP BY session_id
+{grouped}
 """
 _AT = AnalyticsEvent._meta.fields_map["at"]
 
 
-async def online_counts(session_ids: Iterable[int], now: datetime) -> dict[int, int]:
-    """Attendees online now per session (0 for sessions nobody is in)."""
-    wanted = list(dict.fromkeys(session_ids))
-    counts = dict.fromkeys(wanted, 0)
-    if not wanted:
-        return counts
+async def _online(session_ids: list[int], now: datetime, *, counted: bool) -> list[Any]:
+    """(session, count) rows when `counted`, else (session, registrant) of everyone online."""
     connection = connections.get("default")
     dialect = connection.capabilities.dialect
-    sessions, session_values = any_of(dialect, 0, wanted, sql_type="int")
+    sessions, session_values = any_of(dialect, 0, session_ids, sql_type="int")
     kinds, kind_values = any_of(dialect, len(session_values), ONLINE_KINDS, sql_type="text")
     since, leave = marks(dialect, len(session_values) + len(kind_values), 2).split(", ")
-    sql = _ONLINE_COUNTS_SQL.format(sessions=sessions, kinds=kinds, since=since, leave=leave)
+    sql = _ONLINE_SQL.format(
+        wanted="session_id, COUNT(*)" if counted else "session_id, registrant_id",
+        grouped="GROUP BY session_id" if counted else "",
+        sessions=sessions,
+        kinds=kinds,
+        since=since,
+        leave=leave,
+    )
     values = [
         *session_values,
         *kind_values,
@@ -349,14 +352,22 @@ async def online_counts(session_ids: Iterable[int], now: datetime) -> dict[int, 
         LEAVE,
     ]
     _count, rows = await connection.execute_query(sql, values)
-    for session_id, online in rows:
-        counts[int(session_id)] = int(online)
+    return list(rows)
+
+
+async def online_counts(session_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """Attendees online now per session (0 for sessions nobody is in)."""
+    wanted = list(dict.fromkeys(session_ids))
+    counts = dict.fromkeys(wanted, 0)
+    if wanted:
+        for session_id, online in await _online(wanted, now, counted=True):
+            counts[int(session_id)] = int(online)
     return counts
 
 
 async def online_registrants(session_id: int, now: datetime) -> set[int]:
     """The registrants online in one session now."""
-    return (await _online([session_id], now)).get(session_id, set())
+    return {int(row[1]) for row in await _online([session_id], now, counted=False)}
 
 
 async def is_online(session_id: int, registrant_id: int, now: datetime) -> bool:
@@ -373,29 +384,6 @@ async def is_online(session_id: int, registrant_id: int, now: datetime) -> bool:
         .values_list("kind", flat=True)
     )
     return latest is not None and latest != LEAVE
-
-
-async def _online(session_ids: list[int], now: datetime) -> dict[int, set[int]]:
-    if not session_ids:
-        return {}
-    rows = (
-        await AnalyticsEvent.filter(
-            session_id__in=session_ids,
-            kind__in=ONLINE_KINDS,
-            at__gte=now - ONLINE_WINDOW,
-        )
-        .order_by("at", "id")
-        .values_list("session_id", "registrant_id", "kind")
-    )
-    latest: dict[tuple[int, int], str] = {}
-    for session_id, registrant_id, kind in rows:
-        if registrant_id is not None:
-            latest[(int(session_id), int(registrant_id))] = str(kind)
-    online: dict[int, set[int]] = {}
-    for (session_id, registrant_id), kind in latest.items():
-        if kind != LEAVE:
-            online.setdefault(session_id, set()).add(registrant_id)
-    return online
 
 
 async def last_position(session_id: int, registrant_id: int) -> float | None:

@@ -21,6 +21,7 @@ from the stored events (chat messages and answers from their own tables) with th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -221,6 +222,7 @@ def _union(column: str, postgres: bool) -> str:
     )
 
 
+@functools.cache
 def _update_clause(postgres: bool) -> str:
     def added(column: str) -> str:
         return f'"attendance"."{column}" + excluded."{column}"'
@@ -291,12 +293,9 @@ async def _upsert(
     if not changes:
         return
     dialect = connection.capabilities.dialect
-    on_conflict = _on_conflict.get(dialect)
-    if on_conflict is None:
-        on_conflict = _on_conflict[dialect] = (
-            'ON CONFLICT ("session_id", "registrant_id") DO UPDATE SET '
-            + _update_clause(dialect == "postgres")
-        )
+    on_conflict = 'ON CONFLICT ("session_id", "registrant_id") DO UPDATE SET ' + _update_clause(
+        dialect == "postgres"
+    )
     values = [
         _values(change, durations.get(change.webinar_id, DEFAULT_DURATION_SECONDS))
         for change in changes
@@ -305,10 +304,6 @@ async def _upsert(
         dialect, Attendance, _COLUMNS, values, returning=(), on_conflict=on_conflict
     ):
         await connection.execute_query(sql, parameters)
-
-
-# The upsert's conflict clause per dialect, built once.
-_on_conflict: dict[str, str] = {}
 
 
 # Per event loop, as a process has one (and each test its own database and loop).

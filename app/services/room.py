@@ -8,6 +8,7 @@ Positions come from the server's clock; the attendee's player only reports what 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from app import db, i18n
@@ -41,7 +41,7 @@ from app.services import (
     sessions,
 )
 from app.services.calendar import ON_DEMAND
-from app.services.rows import placeholders
+from app.services.rows import marks
 from app.services.storage import shared_storage
 from app.services.videos import playback_url
 from app.settings import get_settings
@@ -274,28 +274,25 @@ _ANSWERS = {
 }
 _ANSWERS_SQL = """(SELECT {aggregate} FROM interaction_response a
    WHERE a.session_id = r.session_id AND a.registrant_id = r.id)"""
-_admission_sql: dict[str, str] = {}
 _STARTS_AT = WebinarSession._meta.fields_map["starts_at"]
 _UPDATED_AT = Webinar._meta.fields_map["updated_at"]
 
 
-def _admission_statement(connection: BaseDBAsyncClient) -> str:
-    dialect = connection.capabilities.dialect
-    sql = _admission_sql.get(dialect)
-    if sql is None:
-        sql = _admission_sql[dialect] = _ADMISSION_SQL.format(
-            hash=placeholders(connection, 0, 1),
-            answers=_ANSWERS_SQL.format(aggregate=_ANSWERS[dialect]),
-            history=chat.history_subquery(dialect, "r.session_id", "r.id"),
-        )
-    return sql
+@functools.cache
+def _admission_statement(dialect: str) -> str:
+    return _ADMISSION_SQL.format(
+        hash=marks(dialect, 0, 1),
+        answers=_ANSWERS_SQL.format(aggregate=_ANSWERS[dialect]),
+        history=chat.history_subquery(dialect, "r.session_id", "r.id"),
+    )
 
 
 async def _admission_row(token: str) -> Any:
     if not isinstance(token, str) or not token or len(token) > registration.TOKEN_MAX:
         return None
     connection = connections.get("default")
-    sql, values = _admission_statement(connection), [crypto.hash_token(token)]
+    sql = _admission_statement(connection.capabilities.dialect)
+    values = [crypto.hash_token(token)]
     rows = db.read_now(connection, sql, values)
     if rows is None:
         _count, rows = await connection.execute_query(sql, values)
